@@ -1,0 +1,10 @@
+"""tracehive: self-hosted tracing for LLM applications.
+
+The SDK's public API matches the HoneyHive SDK's names, so ``from honeyhive import ...`` becomes
+``from tracehive import ...``.
+"""
+
+from tracehive.sdk import HoneyHiveTracer, atrace, enrich_session, enrich_span, flush, trace
+
+__all__ = ["HoneyHiveTracer", "atrace", "enrich_session", "enrich_span", "flush", "trace"]
+__version__ = "0.1.0"

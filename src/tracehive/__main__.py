@@ -1,0 +1,3 @@
+from tracehive.cli import app
+
+app(prog_name="tracehive")

@@ -1,0 +1,1 @@
+"""Example programs shipped with tracehive; ``tracehive demo`` runs :mod:`tracehive.examples.seed`."""

@@ -1,0 +1,95 @@
+"""The data model shared by the SDK, the server and the stores.
+
+A **session** is one user request (one trace, possibly several OTLP traces); it is made of
+**events** (spans). Both carry the same namespaces, each a JSON object whose values keep their
+types (str, int, float, bool, None, lists, nested objects).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Who made the request lives in user_properties; what the request was lives in metadata.
+NAMESPACES: tuple[str, ...] = (
+    "inputs",
+    "outputs",
+    "user_properties",
+    "metadata",
+    "metrics",
+    "feedback",
+    "config",
+)
+
+EVENT_TYPES: tuple[str, ...] = ("model", "tool", "chain", "function", "session")
+DEFAULT_EVENT_TYPE = "tool"
+DEFAULT_PROJECT = "default"
+
+Namespaces = dict[str, dict[str, Any]]
+
+
+def empty_namespaces() -> Namespaces:
+    return {ns: {} for ns in NAMESPACES}
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into a copy of ``base``: nested objects merge key by key, anything else
+    (lists, scalars, None) replaces. Unlike JSON merge patch, None is kept as a value."""
+    merged = dict(base)
+    for key, value in update.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            merged[key] = deep_merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_namespaces(base: Namespaces, update: Namespaces) -> Namespaces:
+    return {ns: deep_merge(base.get(ns) or {}, update.get(ns) or {}) for ns in NAMESPACES}
+
+
+@dataclass(slots=True)
+class Event:
+    """One span. Times are nanoseconds since the epoch; ids are lowercase hex strings."""
+
+    project: str
+    event_id: str
+    session_id: str
+    trace_id: str
+    parent_id: str | None
+    event_type: str
+    event_name: str
+    start_ns: int
+    end_ns: int
+    error: str | None = None
+    namespaces: Namespaces = field(default_factory=empty_namespaces)
+
+    @property
+    def duration_ms(self) -> float:
+        return max(self.end_ns - self.start_ns, 0) / 1e6
+
+
+@dataclass(slots=True)
+class SessionUpdate:
+    """What one record says about a session: fields it sets (None = unknown) and namespaces to
+    merge. Sessions are built from many such updates, in any order, plus their events."""
+
+    project: str
+    session_id: str
+    session_name: str | None = None
+    source: str | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    namespaces: Namespaces = field(default_factory=empty_namespaces)
+
+
+@dataclass(slots=True)
+class Batch:
+    """The unit the server hands to a store: everything one ingest request carried."""
+
+    events: list[Event] = field(default_factory=list)
+    sessions: list[SessionUpdate] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.sessions)

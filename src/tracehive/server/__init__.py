@@ -1,0 +1,1 @@
+"""The tracehive server: OTLP ingest, the query API and the dashboard."""

@@ -1,0 +1,70 @@
+"""Build the server: the FastAPI app with its store, writer, keys and routes."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from tracehive import __version__
+from tracehive.server import api, ingest
+from tracehive.server.auth import KeyRing
+from tracehive.server.deps import ServerState, Settings
+from tracehive.store import open_store
+from tracehive.store.writer import BulkWriter
+
+log = logging.getLogger("tracehive.server")
+
+
+def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "path", "body"))
+        parts.append(f"{where}: {error.get('msg')}")
+    return JSONResponse({"detail": "; ".join(parts)}, status_code=400)
+
+
+def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
+
+
+def open_keys(settings: Settings) -> tuple[KeyRing, str | None]:
+    """The server's keys; on a first start with no key given, a new admin key (returned once)."""
+    keys = KeyRing(settings.data_dir / "keys.json")
+    created = None
+    if settings.api_key:
+        keys.add(settings.api_key, "admin (from --api-key)", persist=False)
+    elif len(keys) == 0:
+        created = keys.create("admin (first start)")
+    return keys, created
+
+
+def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if keys is None:
+        keys, _ = open_keys(settings)
+    store = open_store(settings.store_url, settings.data_dir)
+    writer = BulkWriter(store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        writer.close()
+        store.close()
+
+    app = FastAPI(
+        title="tracehive",
+        version=__version__,
+        description="Self-hosted tracing for LLM applications: ingest OTLP, query sessions, events and users.",
+        lifespan=lifespan,
+    )
+    app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, keys=keys)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.include_router(ingest.router)
+    app.include_router(api.router)
+    return app

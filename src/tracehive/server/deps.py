@@ -1,0 +1,53 @@
+"""What every route needs: the server's state and the caller's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import HTTPException, Request
+
+from tracehive.server.auth import KeyRing, Principal, bearer_token
+from tracehive.store.base import Store
+from tracehive.store.writer import BulkWriter
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    api_key: str | None = None
+    max_body_bytes: int = 16 * 1024 * 1024
+    store_url: str | None = None
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    store: Store
+    writer: BulkWriter
+    keys: KeyRing
+
+
+def state(request: Request) -> ServerState:
+    return request.app.state.tracehive
+
+
+def principal(request: Request) -> Principal:
+    """The caller, from ``Authorization: Bearer KEY``; 401 without a known key."""
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    found = state(request).keys.lookup(token)
+    if found is None:
+        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def readable_projects(who: Principal, project: str | None) -> tuple[str, ...] | None:
+    """The projects a query may see: the one asked for, if the caller may read it."""
+    if project is None:
+        return who.projects
+    if who.project is not None and who.project != project:
+        raise HTTPException(403, f"this API key cannot read project {project!r}")
+    return (project,)

@@ -1,0 +1,82 @@
+"""Shapes of the query API's answers, for the OpenAPI spec and for response validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+Namespace = dict[str, Any]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    store: str
+
+
+class _Namespaces(BaseModel):
+    inputs: Namespace = Field(default_factory=dict)
+    outputs: Namespace = Field(default_factory=dict)
+    user_properties: Namespace = Field(default_factory=dict, description="Who made the request.")
+    metadata: Namespace = Field(default_factory=dict, description="What the request was.")
+    metrics: Namespace = Field(default_factory=dict)
+    feedback: Namespace = Field(default_factory=dict)
+    config: Namespace = Field(default_factory=dict)
+
+
+class Event(_Namespaces):
+    event_id: str
+    session_id: str
+    project: str
+    trace_id: str | None = None
+    parent_id: str | None = None
+    event_type: str
+    event_name: str
+    start_time: str | None = Field(None, description="ISO 8601, UTC")
+    end_time: str | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+
+
+class EventNode(Event):
+    children: list[EventNode] = Field(default_factory=list)
+
+
+class Session(_Namespaces):
+    session_id: str
+    project: str
+    session_name: str | None = None
+    source: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    duration_ms: float | None = None
+    event_count: int = 0
+    error_count: int = 0
+
+
+class SessionWithEvents(Session):
+    events: list[EventNode] = Field(default_factory=list, description="The event tree: roots, each with children.")
+
+
+class SessionPage(BaseModel):
+    sessions: list[Session]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last.")
+
+
+class User(BaseModel):
+    user_id: str
+    session_count: int
+    event_count: int
+    error_count: int
+    first_seen: str | None
+    last_seen: str | None
+    user_properties: Namespace
+
+
+class UserList(BaseModel):
+    users: list[User]
+
+
+class Error(BaseModel):
+    detail: str

@@ -1,0 +1,319 @@
+"""The embedded default store: one DuckDB file in the data folder.
+
+Writes come from one thread (the :mod:`~tracehive.store.writer`), each batch in one transaction,
+inserted column-wise through Arrow. Events are append-only and deduplicated by id, so a client
+retrying a batch whose answer it lost stores nothing twice. Sessions are one row each, kept up to
+date at write time (counts, time span, merged namespaces) so that listing them is cheap.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from tracehive.filters import SESSION_FIELDS
+from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate, deep_merge
+from tracehive.store.base import Row, SessionQuery, StoreFullError
+from tracehive.store.duckdb_filter import to_duckdb_sql
+
+_NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS sessions (
+    project VARCHAR NOT NULL, session_id VARCHAR NOT NULL, session_name VARCHAR, source VARCHAR,
+    user_id VARCHAR, start_time TIMESTAMP, end_time TIMESTAMP, duration_ms DOUBLE,
+    event_count BIGINT, error_count BIGINT, {_NS_COLUMNS},
+    PRIMARY KEY (project, session_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    project VARCHAR NOT NULL, event_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL,
+    trace_id VARCHAR, parent_id VARCHAR, event_type VARCHAR, event_name VARCHAR,
+    start_time TIMESTAMP, end_time TIMESTAMP, duration_ms DOUBLE, error VARCHAR, {_NS_COLUMNS},
+    PRIMARY KEY (project, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
+"""
+
+_SESSION_COLUMNS = (
+    "project", "session_id", "session_name", "source", "user_id", "start_time", "end_time",
+    "duration_ms", "event_count", "error_count", *NAMESPACES,
+)  # fmt: skip
+_EVENT_COLUMNS = (
+    "project", "event_id", "session_id", "trace_id", "parent_id", "event_type", "event_name",
+    "start_time", "end_time", "duration_ms", "error", *NAMESPACES,
+)  # fmt: skip
+_TIME = pa.timestamp("us")
+_DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Could not write")
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _to_us(ns: int | None) -> int | None:
+    return None if ns is None else ns // 1000
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _row(columns: Iterable[str], values: Iterable[Any]) -> Row:
+    row = dict(zip(columns, values, strict=True))
+    for ns in NAMESPACES:
+        row[ns] = orjson.loads(row[ns]) if row[ns] is not None else {}
+    for key in ("start_time", "end_time"):
+        row[key] = _iso(row[key])
+    return row
+
+
+def _project_clause(projects: tuple[str, ...] | None, params: list[Any], alias: str = "") -> str:
+    if projects is None:
+        return "TRUE"
+    params.append(list(projects))
+    return f"{alias}project IN (SELECT unnest(?))"
+
+
+class _SessionState:
+    """A session row being brought up to date in Python during one write."""
+
+    __slots__ = ("end_us", "error_count", "event_count", "name", "namespaces", "source", "start_us")
+
+    def __init__(self, existing: Row | None) -> None:
+        existing = existing or {}
+        self.name = existing.get("session_name")
+        self.source = existing.get("source")
+        self.start_us = existing.get("start_us")
+        self.end_us = existing.get("end_us")
+        self.event_count = existing.get("event_count") or 0
+        self.error_count = existing.get("error_count") or 0
+        self.namespaces = {ns: existing.get(ns) or {} for ns in NAMESPACES}
+
+    def widen(self, start_us: int | None, end_us: int | None) -> None:
+        if start_us is not None:
+            self.start_us = start_us if self.start_us is None else min(self.start_us, start_us)
+        if end_us is not None:
+            self.end_us = end_us if self.end_us is None else max(self.end_us, end_us)
+
+    def apply(self, update: SessionUpdate) -> None:
+        self.name = update.session_name or self.name
+        self.source = update.source or self.source
+        self.widen(_to_us(update.start_ns), _to_us(update.end_ns))
+        for ns in NAMESPACES:
+            if update.namespaces.get(ns):
+                self.namespaces[ns] = deep_merge(self.namespaces[ns], update.namespaces[ns])
+
+
+class DuckDBStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db = duckdb.connect(self.path)
+        self._db.execute(SCHEMA)
+        self._local = threading.local()
+
+    # --- connections: DuckDB wants one cursor per thread -----------------------------------
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._db.cursor()
+        return cursor
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- writes ---------------------------------------------------------------------------
+    def write(self, batch: Batch) -> None:
+        cursor = self._cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            inserted = self._insert_events(cursor, batch.events)
+            self._upsert_sessions(cursor, inserted, batch.sessions)
+            cursor.execute("COMMIT")
+        except duckdb.Error as exc:
+            cursor.execute("ROLLBACK")
+            if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
+                raise StoreFullError(str(exc)) from exc
+            raise
+
+    def _insert_events(self, cursor: duckdb.DuckDBPyConnection, events: list[Event]) -> list[tuple]:
+        """Insert events not stored yet; returns (project, session_id, start, end, is_error) of each."""
+        if not events:
+            return []
+        unique = list({(e.project, e.event_id): e for e in events}.values())
+        columns: dict[str, Any] = {
+            "project": [e.project for e in unique],
+            "event_id": [e.event_id for e in unique],
+            "session_id": [e.session_id for e in unique],
+            "trace_id": [e.trace_id for e in unique],
+            "parent_id": [e.parent_id for e in unique],
+            "event_type": [e.event_type for e in unique],
+            "event_name": [e.event_name for e in unique],
+            "start_time": pa.array([e.start_ns // 1000 for e in unique], _TIME),
+            "end_time": pa.array([e.end_ns // 1000 for e in unique], _TIME),
+            "duration_ms": [e.duration_ms for e in unique],
+            "error": [e.error for e in unique],
+        }
+        for ns in NAMESPACES:
+            columns[ns] = [_dumps(e.namespaces.get(ns) or {}) for e in unique]
+        cursor.register("incoming_events", pa.table(columns))
+        try:
+            return cursor.execute(
+                f"INSERT OR IGNORE INTO events SELECT {', '.join(_EVENT_COLUMNS)} FROM incoming_events "
+                "RETURNING project, session_id, epoch_us(start_time), epoch_us(end_time), error IS NOT NULL"
+            ).fetchall()
+        finally:
+            cursor.unregister("incoming_events")
+
+    def _load_sessions(self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]) -> dict:
+        cursor.register("touched", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
+        try:
+            rows = cursor.execute(
+                "SELECT project, session_id, session_name, source, epoch_us(start_time) AS start_us, "
+                f"epoch_us(end_time) AS end_us, event_count, error_count, {', '.join(NAMESPACES)} "
+                "FROM sessions JOIN touched ON project = p AND session_id = s"
+            )
+            names = [d[0] for d in rows.description]
+            found = {}
+            for values in rows.fetchall():
+                row = dict(zip(names, values, strict=True))
+                for ns in NAMESPACES:
+                    row[ns] = orjson.loads(row[ns]) if row[ns] else {}
+                found[(row["project"], row["session_id"])] = row
+            return found
+        finally:
+            cursor.unregister("touched")
+
+    def _upsert_sessions(
+        self, cursor: duckdb.DuckDBPyConnection, inserted: list[tuple], updates: list[SessionUpdate]
+    ) -> None:
+        keys = list(dict.fromkeys([(r[0], r[1]) for r in inserted] + [(u.project, u.session_id) for u in updates]))
+        if not keys:
+            return
+        existing = self._load_sessions(cursor, keys)
+        states = {key: _SessionState(existing.get(key)) for key in keys}
+        for project, session_id, start_us, end_us, is_error in inserted:
+            state = states[(project, session_id)]
+            state.event_count += 1
+            state.error_count += int(is_error)
+            state.widen(start_us, end_us)
+        for update in updates:
+            states[(update.project, update.session_id)].apply(update)
+        self._replace_sessions(cursor, states)
+
+    def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict) -> None:
+        items = list(states.items())
+        user_ids = [s.namespaces["user_properties"].get("user_id") for _, s in items]
+        columns: dict[str, Any] = {
+            "project": [k[0] for k, _ in items],
+            "session_id": [k[1] for k, _ in items],
+            "session_name": [s.name for _, s in items],
+            "source": [s.source for _, s in items],
+            "user_id": [None if u is None else str(u) for u in user_ids],
+            "start_time": pa.array([s.start_us for _, s in items], _TIME),
+            "end_time": pa.array([s.end_us for _, s in items], _TIME),
+            "duration_ms": [
+                None if s.start_us is None or s.end_us is None else (s.end_us - s.start_us) / 1000 for _, s in items
+            ],
+            "event_count": pa.array([s.event_count for _, s in items], pa.int64()),
+            "error_count": pa.array([s.error_count for _, s in items], pa.int64()),
+        }
+        for ns in NAMESPACES:
+            columns[ns] = [_dumps(s.namespaces[ns]) for _, s in items]
+        cursor.register("incoming_sessions", pa.table(columns))
+        try:
+            cursor.execute(
+                f"INSERT OR REPLACE INTO sessions SELECT {', '.join(_SESSION_COLUMNS)} FROM incoming_sessions"
+            )
+        finally:
+            cursor.unregister("incoming_sessions")
+
+    # --- reads ----------------------------------------------------------------------------
+    def _session_where(self, query: SessionQuery, params: list[Any]) -> str:
+        clauses = [_project_clause(query.projects, params)]
+        if query.filter is not None:
+            sql, filter_params = to_duckdb_sql(query.filter, SESSION_FIELDS)
+            clauses.append(f"({sql})")
+            params.extend(filter_params)
+        if query.start_from is not None:
+            clauses.append("start_time >= ?")
+            params.append(query.start_from)
+        if query.start_to is not None:
+            clauses.append("start_time < ?")
+            params.append(query.start_to)
+        return " AND ".join(clauses)
+
+    def list_sessions(self, query: SessionQuery) -> list[Row]:
+        params: list[Any] = []
+        where = self._session_where(query, params)
+        if query.cursor is not None:
+            where += " AND (start_time < ? OR (start_time = ? AND session_id < ?))"
+            params += [query.cursor.start_time, query.cursor.start_time, query.cursor.session_id]
+        params.append(query.limit)
+        result = self._cursor().execute(
+            f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE {where} "
+            "ORDER BY start_time DESC NULLS LAST, session_id DESC LIMIT ?",
+            params,
+        )
+        return [_row(_SESSION_COLUMNS, values) for values in result.fetchall()]
+
+    def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
+        cursor = self._cursor()
+        params: list[Any] = [session_id]
+        where = _project_clause(projects, params)
+        found = cursor.execute(
+            f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE session_id = ? AND {where} LIMIT 1",
+            params,
+        ).fetchone()
+        if found is None:
+            return None
+        session = _row(_SESSION_COLUMNS, found)
+        events = cursor.execute(
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE project = ? AND session_id = ? "
+            "ORDER BY start_time, event_id",
+            [session["project"], session_id],
+        ).fetchall()
+        session["events"] = [_row(_EVENT_COLUMNS, values) for values in events]
+        return session
+
+    def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None:
+        params: list[Any] = [event_id]
+        where = _project_clause(projects, params)
+        found = (
+            self._cursor()
+            .execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE event_id = ? AND {where} LIMIT 1", params)
+            .fetchone()
+        )
+        return None if found is None else _row(_EVENT_COLUMNS, found)
+
+    def list_users(self, query: SessionQuery) -> list[Row]:
+        params: list[Any] = []
+        where = self._session_where(query, params)
+        params.append(query.limit)
+        result = self._cursor().execute(
+            "SELECT user_id, count(*) AS session_count, sum(event_count) AS event_count, "
+            "sum(error_count) AS error_count, min(start_time) AS first_seen, max(end_time) AS last_seen, "
+            "arg_max(user_properties, start_time) AS user_properties "
+            f"FROM sessions WHERE user_id IS NOT NULL AND {where} "
+            "GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id LIMIT ?",
+            params,
+        )
+        users = []
+        for user_id, sessions, events, errors, first, last, props in result.fetchall():
+            users.append(
+                {
+                    "user_id": user_id,
+                    "session_count": sessions,
+                    "event_count": int(events or 0),
+                    "error_count": int(errors or 0),
+                    "first_seen": _iso(first),
+                    "last_seen": _iso(last),
+                    "user_properties": orjson.loads(props) if props else {},
+                }
+            )
+        return users

@@ -1,0 +1,94 @@
+"""The one place writes are batched: ingest requests queue their batches here and wait.
+
+A single thread drains the queue, merges what is waiting into one store write (one transaction),
+then answers every waiting request. Requests are answered only after their data is committed. The
+queue is bounded so that a server that cannot keep up says so (:class:`Overloaded`) instead of
+growing without limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+
+from tracehive.model import Batch
+from tracehive.store.base import Store
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class Overloaded(RuntimeError):
+    """The write queue is full; the client should retry later."""
+
+
+class BulkWriter:
+    def __init__(self, store: Store, max_pending: int = 256, max_items_per_write: int = 50_000) -> None:
+        self.store = store
+        self.max_items_per_write = max_items_per_write
+        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="tracehive-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: Batch) -> Future:
+        """Queue a batch; the future completes when it is durable (or with the store's error)."""
+        future: Future = Future()
+        if not batch:
+            future.set_result(None)
+            return future
+        try:
+            self._queue.put_nowait((batch, future))
+        except queue.Full:
+            raise Overloaded("the write queue is full") from None
+        return future
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _take(self) -> tuple[list[tuple[Batch, Future]], bool]:
+        """Block for one item, then take whatever else is waiting, up to the size of one write."""
+        first = self._queue.get()
+        if first is _STOP:
+            return [], True
+        taken = [first]
+        size = len(first[0])
+        while size < self.max_items_per_write:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return taken, True
+            taken.append(item)
+            size += len(item[0])
+        return taken, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            taken, stop = self._take()
+            if taken:
+                self._write(taken)
+
+    def _write(self, taken: list[tuple[Batch, Future]]) -> None:
+        merged = Batch()
+        for batch, _ in taken:
+            merged.events.extend(batch.events)
+            merged.sessions.extend(batch.sessions)
+        try:
+            self.store.write(merged)
+        except Exception as exc:
+            if len(taken) > 1:
+                # One bad batch must not fail the others: write them one by one.
+                for item in taken:
+                    self._write([item])
+                return
+            log.warning("store write failed: %s", exc)
+            taken[0][1].set_exception(exc)
+            return
+        for _, future in taken:
+            future.set_result(None)

@@ -1,0 +1,89 @@
+"""Shared fixtures: a real tracehive server process on a loopback port, with a real DuckDB file."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ADMIN_KEY = "th-test-admin-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    key: str
+    data_dir: Path
+    process: subprocess.Popen
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key or self.key}"}, timeout=30.0)
+
+    def get(self, path: str, **params) -> dict:
+        with self.client() as client:
+            response = client.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def run_program(self, source: str, project: str = "tests", timeout: float = 60.0, **env: str):
+        """Run a Python program that uses our SDK against this server; returns the finished process."""
+        full_env = {
+            **os.environ,
+            "HH_API_KEY": self.key,
+            "HH_API_URL": self.url,
+            "HH_PROJECT": project,
+            **env,
+        }
+        return subprocess.run(
+            [sys.executable, "-c", source], env=full_env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(data_dir: Path, *extra: str, key: str = ADMIN_KEY) -> Server:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracehive", "serve", "--port", str(port), "--data-dir", str(data_dir),
+         "--api-key", key, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stdout.read().decode(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                return Server(url, key, data_dir, process)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not become healthy in 60 s")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(tmp_path_factory.mktemp("server-data"))
+    yield running
+    running.stop()

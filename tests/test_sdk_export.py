@@ -1,0 +1,190 @@
+"""The real OTLP/HTTP export: what goes on the wire, and that a dead server never hangs the program."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tracehive import HoneyHiveTracer, trace
+from tracehive import attributes as A
+from tracehive.sdk import pipeline
+
+HANG_CHECK_S = 10.0
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Capture(ThreadingHTTPServer):
+    """A loopback OTLP receiver that keeps every request it gets."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        super().__init__(("127.0.0.1", 0), _CaptureHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def spans(self) -> dict[str, dict[str, str]]:
+        """Every received span's attributes (string values), by span name."""
+        found = {}
+        for _, _, body in self.requests:
+            request = ExportTraceServiceRequest.FromString(body)
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        found[span.name] = {kv.key: kv.value.string_value for kv in span.attributes}
+        return found
+
+
+class _CaptureHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def capture() -> Iterator[Capture]:
+    server = Capture()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def run_program(source: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return done, time.monotonic() - started
+
+
+def test_spans_go_to_v1_traces_as_protobuf_with_bearer_key(capture: Capture) -> None:
+    pipeline.use_exporter(None)
+    tracer = HoneyHiveTracer.init(api_key="secret-key", project="wire", server_url=capture.url + "/")
+
+    @trace(event_name="on_the_wire")
+    def on_the_wire(x: int) -> int:
+        tracer.enrich_span(user_properties={"is_beta": True, "age": 25})
+        return x
+
+    assert on_the_wire(3) == 3
+    tracer.enrich_session(metadata={"k": [1, None]})
+    assert tracer.flush(timeout=10)
+    paths = {path for path, _, _ in capture.requests}
+    headers = [headers for _, headers, _ in capture.requests]
+    assert paths == {"/v1/traces"}
+    assert all(h["authorization"] == "Bearer secret-key" for h in headers)
+    assert all(h["content-type"] == "application/x-protobuf" for h in headers)
+    span = capture.spans()["on_the_wire"]
+    assert span[A.SESSION_ID] == tracer.session_id
+    assert json.loads(span[f"{A.NAMESPACE_PREFIX}user_properties"]) == {"is_beta": True, "age": 25}
+    assert json.loads(span[f"{A.NAMESPACE_PREFIX}inputs"]) == {"x": 3}
+    session = capture.spans()["session"]
+    assert session[A.RECORD] == A.RECORD_SESSION
+    pipeline.use_exporter(None)  # close this test's pipeline
+
+
+PROGRAM = """
+    import time
+    from tracehive import HoneyHiveTracer, enrich_session, enrich_span, flush, trace
+
+    started = time.monotonic()
+    tracer = HoneyHiveTracer.init(project="dead", session_name="dead-server")
+    init_s = time.monotonic() - started
+
+    @trace(event_type="chain")
+    def work(i):
+        enrich_span(metadata={"i": i})
+        return i * 2
+
+    total = sum(work(i) for i in range(200))
+    enrich_session(user_properties={"user_id": "u1"})
+    calls_s = time.monotonic() - started
+    before_flush = time.monotonic()
+    flushed = flush(timeout=0.5)
+    flush_s = time.monotonic() - before_flush
+    print(total, round(init_s, 3), round(calls_s, 3), flushed, round(flush_s, 3))
+"""
+
+
+@pytest.mark.parametrize("server", ["refused", "silent"])
+def test_program_completes_quickly_when_the_server_is_unusable(server: str) -> None:
+    """Connection refused, or a server that accepts and never answers: exit 0, no traceback, no hang."""
+    listener = None
+    if server == "refused":
+        url = f"http://127.0.0.1:{closed_port()}"
+    else:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        done, elapsed = run_program(PROGRAM, HH_API_URL=url, HH_API_KEY="k")
+    finally:
+        if listener is not None:
+            listener.close()
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert elapsed < HANG_CHECK_S
+    total, init_s, calls_s, flushed, flush_s = done.stdout.split()
+    assert total == str(sum(i * 2 for i in range(200)))
+    assert float(init_s) < 0.5 and float(calls_s) < 2.0
+    assert flushed == "False" and float(flush_s) < 1.5
+
+
+def test_forked_child_exports_its_own_spans(capture: Capture) -> None:
+    source = """
+        import os
+        from tracehive import HoneyHiveTracer, flush, trace
+
+        HoneyHiveTracer.init(api_key="k", project="fork")
+
+        @trace
+        def in_parent():
+            return 1
+
+        @trace
+        def in_child():
+            return 2
+
+        in_parent()
+        pid = os.fork()
+        if pid == 0:
+            in_child()
+            flush(timeout=10)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        flush(timeout=10)
+    """
+    done, elapsed = run_program(source, HH_API_URL=capture.url)
+    assert done.returncode == 0, done.stderr
+    assert {"in_parent", "in_child", "session"} <= set(capture.spans())
+    assert elapsed < HANG_CHECK_S
