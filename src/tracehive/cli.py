@@ -14,12 +14,16 @@ import httpx
 import typer
 import uvicorn
 from rich.console import Console
+from rich.table import Table
 
 from tracehive.server.app import create_app, open_keys
-from tracehive.server.auth import new_key
+from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
 from tracehive.server.deps import Settings
 
 app = typer.Typer(help="tracehive: self-hosted tracing for LLM applications.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: an admin key reads and writes every project, a project key only its own.",
+                       no_args_is_help=True)  # fmt: skip
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 DEFAULT_PORT = 8418
@@ -79,7 +83,7 @@ def serve(
         console.print(f"[yellow]Listening on {host}: reachable from other machines; every request needs a key.[/]")
     if demo:
         demo_key = new_key()
-        keys.add(demo_key, "demo", persist=False)
+        keys.add_in_memory(demo_key, "demo")
         threading.Thread(target=_demo, args=(url, demo_key), daemon=True).start()
     uvicorn.run(create_app(settings, keys), host=host, port=port, log_level="warning")
 
@@ -103,3 +107,38 @@ def demo(
 ) -> None:
     """Send the seed example's session to a running server."""
     raise typer.Exit(run_seed_example(url, api_key, project))
+
+
+def _keyring(data_dir: Path | None) -> KeyRing:
+    return KeyRing((data_dir or default_data_dir()) / KEYS_FILE)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "key",
+    project: Annotated[str | None, typer.Option(help="Limit the key to this project; none: admin.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Make a key and print it (only its hash is kept). A running server accepts it at once."""
+    key = _keyring(data_dir).create(name, project)
+    console.print(f"Created {'admin key' if project is None else f'key for project {project!r}'} {name!r}:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List the stored keys (ids and names; the keys themselves are not kept)."""
+    table = Table("id", "name", "project", "created")
+    for key in _keyring(data_dir).stored():
+        table.add_row(key.key_id, key.name, key.project or "(all: admin)", key.created)
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")], data_dir: DataDir = None) -> None:
+    """Revoke a key; a running server refuses it at once."""
+    removed = _keyring(data_dir).revoke(key)
+    if not removed:
+        console.print(f"[red]no key with id or name {key!r}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked {', '.join(k.key_id for k in removed)}")

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from tracehive import __version__
 from tracehive.server import api, ingest
-from tracehive.server.auth import KeyRing
+from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.deps import ServerState, Settings
 from tracehive.store import open_store
 from tracehive.store.writer import BulkWriter
@@ -34,12 +34,12 @@ def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
 
 def open_keys(settings: Settings) -> tuple[KeyRing, str | None]:
     """The server's keys; on a first start with no key given, a new admin key (returned once)."""
-    keys = KeyRing(settings.data_dir / "keys.json")
+    keys = KeyRing(settings.data_dir / KEYS_FILE)
     created = None
     if settings.api_key:
-        keys.add(settings.api_key, "admin (from --api-key)", persist=False)
+        keys.add_in_memory(settings.api_key, "admin (from --api-key)")
     elif len(keys) == 0:
-        created = keys.create("admin (first start)")
+        created = keys.create("admin")
     return keys, created
 
 

@@ -10,9 +10,11 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 KEY_PREFIX = "th-"
+KEYS_FILE = "keys.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,44 +37,96 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key as kept at rest: its hash, never the key."""
+
+    key_id: str
+    name: str
+    project: str | None
+    created: str
+
+
 class KeyRing:
-    """The keys a server accepts, persisted as hashes in ``keys.json`` in the data folder."""
+    """The keys a server accepts. Keys made with ``tracehive keys`` are kept as hashes in
+    ``keys.json`` in the data folder and picked up by a running server when the file changes;
+    a key given on the command line lives in memory only."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._keys: dict[str, Principal] = {}
-        if path.exists():
-            for item in json.loads(path.read_text()):
-                self._keys[item["hash"]] = Principal(item["name"], item.get("project"))
+        self._memory: dict[str, Principal] = {}
+        self._stored: dict[str, StoredKey] = {}
+        self._stamp: tuple[int, int] | None = None
+        self._reload()
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._memory) + len(self._stored)
 
-    def add(self, key: str, name: str, project: str | None = None, persist: bool = True) -> Principal:
-        principal = Principal(name, project)
-        with self._lock:
-            self._keys[hash_key(key)] = principal
-            if persist:
-                self._save()
-        return principal
+    def _reload(self) -> None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._stored, self._stamp = {}, None
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._stamp:
+            return
+        items = json.loads(self.path.read_text())
+        self._stored = {item["hash"]: StoredKey(item["id"], item["name"], item.get("project"), item["created"])
+                        for item in items}  # fmt: skip
+        self._stamp = stamp
+
+    def add_in_memory(self, key: str, name: str, project: str | None = None) -> None:
+        self._memory[hash_key(key)] = Principal(name, project)
 
     def create(self, name: str, project: str | None = None) -> str:
+        """Make a new key, keep its hash, and return the key (the only time it is seen)."""
         key = new_key()
-        self.add(key, name, project)
+        digest = hash_key(key)
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._lock:
+            self._reload()
+            self._stored[digest] = StoredKey(digest[:12], name, project, created)
+            self._save()
         return key
 
+    def revoke(self, key_id_or_name: str) -> list[StoredKey]:
+        with self._lock:
+            self._reload()
+            gone = [h for h, k in self._stored.items() if key_id_or_name in (k.key_id, k.name)]
+            removed = [self._stored.pop(h) for h in gone]
+            if removed:
+                self._save()
+        return removed
+
+    def stored(self) -> list[StoredKey]:
+        with self._lock:
+            self._reload()
+            return list(self._stored.values())
+
     def lookup(self, key: str) -> Principal | None:
-        # The dict lookup compares digests of the key, never the key itself.
-        return self._keys.get(hash_key(key))
+        # Keys are looked up by their digest, so no comparison ever touches the key itself.
+        digest = hash_key(key)
+        found = self._memory.get(digest)
+        if found is not None:
+            return found
+        with self._lock:
+            self._reload()
+            stored = self._stored.get(digest)
+        return None if stored is None else Principal(stored.name, stored.project)
 
     def _save(self) -> None:
-        items = [{"hash": h, "name": p.name, "project": p.project} for h, p in self._keys.items()]
+        items = [{"hash": h, "id": k.key_id, "name": k.name, "project": k.project, "created": k.created}
+                 for h, k in self._stored.items()]  # fmt: skip
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump(items, out, indent=1)
         os.replace(tmp, self.path)
+        stat = self.path.stat()
+        self._stamp = (stat.st_mtime_ns, stat.st_size)
 
 
 def bearer_token(header: str | None) -> str | None:
