@@ -19,6 +19,7 @@ from rich.table import Table
 from tracehive.server.app import create_app, open_keys
 from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
 from tracehive.server.deps import Settings
+from tracehive.server.limits import Limits
 
 app = typer.Typer(help="tracehive: self-hosted tracing for LLM applications.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: an admin key reads and writes every project, a project key only its own.",
@@ -70,9 +71,15 @@ def serve(
         str | None, typer.Option(envvar="TRACEHIVE_STORE", help="Store URL; default: DuckDB in --data-dir.")
     ] = None,
     demo: Annotated[bool, typer.Option(help="Once up, send the seed example's session.")] = False,
+    max_body_mb: Annotated[float, typer.Option(help="Largest ingest body accepted (413 past it).")] = 16.0,
 ) -> None:
     """Start the server."""
-    settings = Settings(data_dir=data_dir or default_data_dir(), api_key=api_key, store_url=store)
+    settings = Settings(
+        data_dir=data_dir or default_data_dir(),
+        api_key=api_key,
+        store_url=store,
+        limits=Limits(max_body_bytes=int(max_body_mb * 1024 * 1024)),
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys, created = open_keys(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
