@@ -91,18 +91,23 @@ def serve(
     if demo:
         demo_key = new_key()
         keys.add_in_memory(demo_key, "demo")
-        threading.Thread(target=_demo, args=(url, demo_key), daemon=True).start()
+        shown_key = api_key or created or "<your key>"
+        threading.Thread(target=_demo, args=(url, demo_key, shown_key), daemon=True).start()
     uvicorn.run(create_app(settings, keys), host=host, port=port, log_level="warning")
 
 
-def _demo(url: str, key: str) -> None:
+def _demo(url: str, key: str, shown_key: str) -> None:
     if not wait_healthy(url):
         console.print("[red]demo: the server did not come up[/]")
         return
     if run_seed_example(url, key) == 0:
+        console.print("demo: sent the seed example (project 'demo'). Find it again:")
         console.print(
-            f"demo: sent the seed example. Try:\n  curl -H 'Authorization: Bearer <key>' "
-            f"'{url}/api/v1/sessions?filter=user_properties.user_id%20%3D%20%22user_12345%22'"
+            f"  curl -s -H 'Authorization: Bearer {shown_key}' -G {url}/api/v1/sessions "
+            "--data-urlencode 'filter=user_properties.user_id = \"user_12345\"'",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
         )
 
 
