@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -265,4 +267,19 @@ def test_logout_ends_the_login(browser, dash):
     tab.goto("/")
     assert "/login" in tab.url
     assert tab.request.get("/api/v1/sessions").status == 401
+    context.close()
+
+
+def test_a_project_key_sees_only_its_project(browser, dash):
+    done = subprocess.run([sys.executable, "-m", "tracehive", "keys", "create", "--project", "elsewhere",
+                           "--data-dir", str(dash.data_dir)], capture_output=True, text=True, check=True)  # fmt: skip
+    context = browser.new_context(base_url=dash.url)
+    tab = context.new_page()
+    tab.goto("/login")
+    tab.fill("input[name=key]", done.stdout.strip().splitlines()[-1])
+    tab.click("button[type=submit]")
+    tab.wait_for_url(re.compile(r"/$"))
+    assert "No sessions match." in tab.locator("table.sessions").inner_text()
+    response = tab.goto(f"/?project={PROJECT}")
+    assert response.status == 403 and "cannot read project" in tab.locator(".error").inner_text()
     context.close()

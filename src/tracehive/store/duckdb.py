@@ -8,6 +8,7 @@ date at write time (counts, time span, merged namespaces) so that listing them i
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ _STATS = (
     "count(*) AS sessions, avg(CASE WHEN error_count > 0 THEN 1.0 ELSE 0.0 END) AS error_rate, "
     "quantile_cont(duration_ms, [0.5, 0.95]) AS quantiles"
 )
-_DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Could not write")
+_DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Disk quota exceeded")
 
 
 def _dumps(value: Any) -> str:
@@ -158,7 +159,9 @@ class DuckDBStore:
             self._upsert_sessions(cursor, inserted, batch.sessions)
             cursor.execute("COMMIT")
         except duckdb.Error as exc:
-            cursor.execute("ROLLBACK")
+            # A failed COMMIT has already ended the transaction; only roll back one still open.
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
             if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
             raise
