@@ -19,10 +19,10 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from tracehive.filters import SESSION_FIELDS
+from tracehive.filters import SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate, deep_merge
-from tracehive.store.base import Row, SessionQuery, StoreFullError
-from tracehive.store.duckdb_filter import to_duckdb_sql
+from tracehive.store.base import Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.duckdb_filter import json_pointer, quote_column, to_duckdb_sql
 
 _NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
 SCHEMA = f"""
@@ -50,6 +50,11 @@ _EVENT_COLUMNS = (
     "start_time", "end_time", "duration_ms", "error", *NAMESPACES,
 )  # fmt: skip
 _TIME = pa.timestamp("us")
+# Per-group figures shared by the users, group-by and time-series queries.
+_STATS = (
+    "count(*) AS sessions, avg(CASE WHEN error_count > 0 THEN 1.0 ELSE 0.0 END) AS error_rate, "
+    "quantile_cont(duration_ms, [0.5, 0.95]) AS quantiles"
+)
 _DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Disk quota exceeded")
 
 
@@ -79,6 +84,23 @@ def _project_clause(projects: tuple[str, ...] | None, params: list[Any], alias: 
         return "TRUE"
     params.append(list(projects))
     return f"{alias}project IN (SELECT unnest(?))"
+
+
+def _group_key(field: Field) -> tuple[str, list[Any]]:
+    """SQL giving the JSON text of ``field`` (NULL when absent), and its parameters."""
+    column = quote_column(field.column)
+    if SESSION_FIELDS[field.column] == "json":
+        return f"CAST(json_extract({column}, ?) AS VARCHAR)", [json_pointer(field.path)]
+    return f"CAST(to_json({column}) AS VARCHAR)", []
+
+
+def _group_value(text: str | None) -> Row:
+    return {"value": None if text is None else orjson.loads(text), "missing": text is None}
+
+
+def _stats(error_rate: float | None, quantiles: list[float] | None) -> Row:
+    p50, p95 = quantiles or (None, None)
+    return {"error_rate": float(error_rate or 0.0), "p50_ms": p50, "p95_ms": p95}
 
 
 class _SessionState:
@@ -299,7 +321,7 @@ class DuckDBStore:
         where = self._session_where(query, params)
         params.append(query.limit)
         result = self._cursor().execute(
-            "SELECT user_id, count(*) AS session_count, sum(event_count) AS event_count, "
+            f"SELECT user_id, {_STATS}, sum(event_count) AS event_count, "
             "sum(error_count) AS error_count, min(start_time) AS first_seen, max(end_time) AS last_seen, "
             "arg_max(user_properties, start_time) AS user_properties "
             f"FROM sessions WHERE user_id IS NOT NULL AND {where} "
@@ -307,7 +329,7 @@ class DuckDBStore:
             params,
         )
         users = []
-        for user_id, sessions, events, errors, first, last, props in result.fetchall():
+        for user_id, sessions, error_rate, quantiles, events, errors, first, last, props in result.fetchall():
             users.append(
                 {
                     "user_id": user_id,
@@ -317,6 +339,51 @@ class DuckDBStore:
                     "first_seen": _iso(first),
                     "last_seen": _iso(last),
                     "user_properties": orjson.loads(props) if props else {},
+                    **_stats(error_rate, quantiles),
                 }
             )
         return users
+
+    def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
+        key, params = _group_key(by)
+        where = self._session_where(query, params)
+        params.append(query.limit)
+        result = self._cursor().execute(
+            f"SELECT {key} AS g, {_STATS}, count(DISTINCT user_id) AS users FROM sessions WHERE {where} "
+            "GROUP BY g ORDER BY sessions DESC, g NULLS LAST LIMIT ?",
+            params,
+        )
+        return [
+            {**_group_value(g), "sessions": n, "users": users, **_stats(rate, quantiles)}
+            for g, n, rate, quantiles, users in result.fetchall()
+        ]
+
+    def session_timeseries(
+        self, query: SessionQuery, bucket: int | None = None, split_by: Field | None = None, max_groups: int = 5
+    ) -> Row:
+        cursor = self._cursor()
+        span_params: list[Any] = []
+        where = self._session_where(query, span_params)
+        first, last = cursor.execute(f"SELECT min(start_time), max(start_time) FROM sessions WHERE {where}",
+                                     span_params).fetchone()  # fmt: skip
+        width = bucket_seconds(first, last, bucket)
+        key, params = _group_key(split_by) if split_by is not None else ("NULL", [])
+        where = self._session_where(query, params)
+        params += [max_groups, width]
+        result = cursor.execute(
+            f"WITH base AS (SELECT start_time, duration_ms, error_count, {key} AS g FROM sessions "
+            f"WHERE start_time IS NOT NULL AND {where}), "
+            "top AS (SELECT g, TRUE AS kept FROM base GROUP BY g ORDER BY count(*) DESC, g NULLS LAST LIMIT ?) "
+            "SELECT time_bucket(to_seconds(?), start_time, TIMESTAMP '1970-01-01') AS t, "
+            f"CASE WHEN top.kept THEN base.g END AS group_key, top.kept IS NULL AS other, {_STATS} "
+            "FROM base LEFT JOIN top ON base.g IS NOT DISTINCT FROM top.g "
+            "GROUP BY ALL ORDER BY t, other, group_key NULLS LAST",
+            params,
+        )
+        points = []
+        for t, g, other, n, rate, quantiles in result.fetchall():
+            point = {"time": _iso(t), "sessions": n, **_stats(rate, quantiles)}
+            if split_by is not None:
+                point.update({"value": None, "missing": False} if other else _group_value(g), other=other)
+            points.append(point)
+        return {"bucket_seconds": width, "points": points}
