@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from common import ADMIN_KEY, DATA, Server, free_port, start_tracehive, table, venv, wait_http, write_section
 from otlp_load import SPANS_PER_SESSION, build_requests, send
 
@@ -127,8 +128,19 @@ def report(ours: Outcome, phoenix: Outcome, clients: int) -> str:
         f"Load: sessions of {SPANS_PER_SESSION} spans (user properties, metadata, inputs, outputs), "
         f"{SESSIONS_PER_REQUEST} sessions per OTLP/HTTP protobuf request, {clients} concurrent clients, "
         f"{USERS} users. Phoenix: {PHOENIX}, `phoenix serve` with SQLite.\n\n"
-        + table(("server", "spans sent", "spans queryable", "acked (s)", "queryable (s)", "spans/s",
-                 "peak RSS (MB)", "failed requests"), rows)  # fmt: skip
+        + table(
+            (
+                "server",
+                "spans sent",
+                "spans queryable",
+                "acked (s)",
+                "queryable (s)",
+                "spans/s",
+                "peak RSS (MB)",
+                "failed requests",
+            ),
+            rows,
+        )
         + f"\n\n**tracehive / Phoenix: {ratio:,.0f}x** stored-and-queryable spans per second "
         f"(target at least 300x: {verdict}); peak memory {ours.peak_rss_mb:.0f} MB vs {phoenix.peak_rss_mb:.0f} MB."
     )
