@@ -33,15 +33,16 @@ def machine() -> str:
     model = cpu.group(1).strip() if cpu else platform.processor() or "unknown CPU"
     return (
         f"{os.cpu_count()} cores ({model}), {mem_kb / 1024 / 1024:.1f} GiB memory, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}, "
+        f"load average {os.getloadavg()[0]:.1f} at the end of the run"
     )
 
 
-def write_section(name: str, body: str) -> None:
+def write_section(name: str, title: str, body: str) -> None:
     """Replace (or append) the section ``name`` of RESULTS.md; the other sections stay as they are."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    block = f"{start}\nRun {stamp} on {machine()}.\n\n{body.strip()}\n{end}"
+    block = f"{start}\n## {title}\n\nRun {stamp} on {machine()}.\n\n{body.strip()}\n{end}"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"

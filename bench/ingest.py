@@ -157,7 +157,7 @@ def main() -> None:
     phoenix = bench_phoenix(args.phoenix_sessions, args.clients, args.phoenix_timeout)
     body = report(ours, phoenix, args.clients)
     print("\n" + body)
-    write_section("ingest", "## Ingest (`python bench/ingest.py`)\n\n" + body)
+    write_section("ingest", "Ingest (`python bench/ingest.py`)", body)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def main() -> None:
         f"{'met' if ratio <= 1.5 else 'NOT met'})."
     )
     print("\n" + body)
-    write_section("sdk", "## SDK overhead (`python bench/sdk_overhead.py`)\n\n" + body)
+    write_section("sdk", "SDK overhead (`python bench/sdk_overhead.py`)", body)
 
 
 if __name__ == "__main__":
