@@ -64,31 +64,23 @@ for _ in range(ROUNDS):
 print("RESULT " + json.dumps(rounds))
 """
 
+# The same program for both SDKs: tracehive's is a drop-in for HoneyHive's.
+HONEYHIVE_API = """
+from {module} import HoneyHiveTracer, trace
+tracer = HoneyHiveTracer.init(api_key=KEY, project="bench", server_url=URL, source="bench")
+
+@trace
+def traced(query, user_id):
+    tracer.enrich_span(user_properties=PROPS)
+    return handle(query, user_id)
+
+def flush():
+    assert {flush}, "flush did not finish"
+"""
+
 SETUPS = {
-    "tracehive": """
-from tracehive import HoneyHiveTracer, trace
-tracer = HoneyHiveTracer.init(api_key=KEY, project="bench", server_url=URL, source="bench")
-
-@trace
-def traced(query, user_id):
-    tracer.enrich_span(user_properties=PROPS)
-    return handle(query, user_id)
-
-def flush():
-    assert tracer.flush(timeout=60), "flush did not finish"
-""",
-    "honeyhive 1.7.0": """
-from honeyhive import HoneyHiveTracer, trace
-tracer = HoneyHiveTracer.init(api_key=KEY, project="bench", server_url=URL, source="bench")
-
-@trace
-def traced(query, user_id):
-    tracer.enrich_span(user_properties=PROPS)
-    return handle(query, user_id)
-
-def flush():
-    assert tracer.flush(timeout_millis=60000), "flush did not finish"
-""",
+    "tracehive": HONEYHIVE_API.format(module="tracehive", flush="tracer.flush(timeout=60)"),
+    "honeyhive 1.7.0": HONEYHIVE_API.format(module="honeyhive", flush="tracer.flush(timeout_millis=60000)"),
     "langfuse 5": """
 from langfuse import Langfuse, observe
 langfuse = Langfuse(public_key="pk-lf-bench", secret_key="sk-lf-bench", base_url=URL)
