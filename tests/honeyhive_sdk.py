@@ -31,11 +31,8 @@ def honeyhive_python(version: str = HONEYHIVE_VERSION) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not ready.exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"honeyhive=={version}"],
-                check=True,
-                capture_output=True,
-            )
+            pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+            subprocess.run([*pip, f"honeyhive=={version}"], check=True, capture_output=True)
             ready.write_text(version)
     return python
 

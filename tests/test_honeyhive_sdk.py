@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tests.honeyhive_sdk import Run, honeyhive_python, run_program
 
 import tracehive.examples.seed
-from tests.honeyhive_sdk import Run, honeyhive_python, run_program
 
 OUR_IMPORT = "from tracehive import HoneyHiveTracer, trace"
 THEIR_IMPORT = "from honeyhive import HoneyHiveTracer, trace"

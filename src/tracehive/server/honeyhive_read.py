@@ -122,13 +122,13 @@ def _typed_value(item: EventFilter, where: str) -> Value:
             return str(value).lower() == "true"
         raise HTTPException(400, f"{where}.value: expected true or false for type boolean, got {value!r}")
     if kind == "number" and not isinstance(value, bool):
-        try:
-            return value if isinstance(value, int | float) else int(value)
-        except ValueError:
+        if isinstance(value, int | float):
+            return value
+        for convert in (int, float):
             try:
-                return float(value)
+                return convert(value)
             except ValueError:
-                pass
+                continue
         raise HTTPException(400, f"{where}.value: expected a number for type number, got {value!r}")
     raise HTTPException(400, f"{where}.type: expected one of {', '.join(TYPES)}, got {item.type!r}")
 
