@@ -8,6 +8,7 @@ import pytest
 from tests.otlp_payloads import json_request, new_span_id, new_trace_id
 
 from tracehive.server.auth import KEYS_FILE, KeyRing
+from tracehive.server.limits import TRUNCATION_MARKER
 
 
 def hh_span(session_id: str, project: str, name: str, parent_id: str | None = None, **attributes) -> dict:
@@ -169,6 +170,19 @@ def test_bad_or_unsupported_requests_are_clear(client, method, path, body, statu
     response = getattr(client, method)(path, json=body)
     assert response.status_code == status, response.text
     assert says in response.json()["detail"]
+
+
+def test_session_writes_keep_ingest_limits(server, client, project):
+    deep: dict = {}
+    node = deep
+    for _ in range(40):
+        node["d"] = {}
+        node = node["d"]
+    refused = client.post("/session/start", json={"session": {"project": project, "metadata": deep}})
+    assert refused.status_code == 400 and "nested deeper" in refused.json()["detail"]
+    session_id = start(client, project=project)
+    assert client.put("/events", json={"event_id": session_id, "metadata": {"long": "x" * 70_000}}).status_code == 200
+    assert server.get(f"/api/v1/sessions/{session_id}")["metadata"]["long"].endswith(TRUNCATION_MARKER)
 
 
 def test_not_json_and_no_key(server, client):

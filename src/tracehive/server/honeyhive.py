@@ -23,6 +23,7 @@ from tracehive.model import DEFAULT_PROJECT, NAMESPACES, Batch, Namespaces, Sess
 from tracehive.server import ingest
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
+from tracehive.server.limits import LimitError, enforce_batch
 from tracehive.store.base import Row, SessionQuery
 
 router = APIRouter(tags=["honeyhive"])
@@ -76,7 +77,7 @@ class EventUpdate(NamespaceFields):
 
 async def parse_body(request: Request, model: type[Body]) -> Body:
     """The JSON body as ``model``, read within the server's size limit; 400 naming the field."""
-    body = await ingest.read_body(request, state(request).settings.max_body_bytes)
+    body = await ingest.read_body(request, state(request).settings.limits.max_body_bytes)
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
@@ -89,6 +90,16 @@ def choose_project(who: Principal, requested: str | None) -> str:
     if requested is not None and who.project is not None and requested != who.project:
         raise HTTPException(403, f"this API key cannot write to project {requested!r}")
     return requested or who.project or DEFAULT_PROJECT
+
+
+async def write_session(request: Request, update: SessionUpdate) -> None:
+    """Store one session update within the same limits as OTLP ingest."""
+    batch = Batch(sessions=[update])
+    try:
+        enforce_batch(batch, state(request).settings.limits)
+    except LimitError as exc:
+        raise HTTPException(400, str(exc)) from None
+    await ingest.commit(request, batch)
 
 
 def _ms_to_ns(ms: float | None) -> int | None:
@@ -108,7 +119,7 @@ async def start_session(request: Request, who: Principal = Depends(principal)) -
         start_ns=_ms_to_ns(session.start_time) or time.time_ns(),
         namespaces=session.namespaces(),
     )
-    await ingest.commit(request, Batch(sessions=[update]))
+    await write_session(request, update)
     return {
         "session_id": session_id,
         "event_id": session_id,
@@ -159,7 +170,7 @@ async def update_event(request: Request, who: Principal = Depends(principal)) ->
         end_ns=_ms_to_ns(update.end_time),
         namespaces=session_namespaces(update),
     )
-    await ingest.commit(request, Batch(sessions=[session]))
+    await write_session(request, session)
     return {"success": True}
 
 
