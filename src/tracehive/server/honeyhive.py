@@ -152,14 +152,14 @@ def session_namespaces(update: EventUpdate) -> Namespaces:
 async def update_event(request: Request, who: Principal = Depends(principal)) -> dict:
     """``event_id`` is a session id: its namespaces are merged into the session. A session not
     seen yet is created (the SDK may have made its id up when /session/start failed). Events are
-    stored once and not changed afterwards, so an update of an event is refused."""
+    stored once and not changed afterwards, so an update of an event is refused (409)."""
     update = await parse_body(request, EventUpdate)
     found = await run_in_threadpool(find_session, request, who, update.event_id)
     if found is None:
         event = await run_in_threadpool(state(request).store.get_event, update.event_id, who.projects)
         if event is not None:
             raise HTTPException(
-                501,
+                409,
                 f"event_id {update.event_id!r} is an event; tracehive stores events once and cannot update "
                 "them: enrich the span while it runs (enrich_span without event_id)",
             )
@@ -197,8 +197,9 @@ UNSUPPORTED_WRITES = (
 
 
 def _unsupported(request: Request, _: Principal = Depends(principal)) -> None:
+    """404 with a message that says why, rather than a bare Not Found."""
     raise HTTPException(
-        501,
+        404,
         f"{request.method} {request.url.path} is a HoneyHive endpoint tracehive does not support; "
         "trace with the SDK (spans over OTLP) or see docs/honeyhive.md",
     )

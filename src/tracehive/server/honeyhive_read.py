@@ -154,10 +154,12 @@ def to_filter(item: EventFilter, where: str) -> Expr:
 
 def export_filter(body: ExportRequest) -> Expr | None:
     items = [to_filter(item, f"filters[{i}]") for i, item in enumerate(body.filters)]
-    if any(_is_session_type(item) for item in items):
-        raise HTTPException(
-            501, "exporting sessions (event_type is session) is not supported: use GET /api/v1/sessions"
-        )
+    for i, item in enumerate(items):
+        if _is_session_type(item):
+            raise HTTPException(
+                400,
+                f"filters[{i}]: exporting sessions (event_type is session) is not supported; use GET /api/v1/sessions",
+            )
     if body.dateRange is not None:
         for op, bound in ((">=", body.dateRange.gte), ("<=", body.dateRange.lte)):
             if bound is not None:
