@@ -66,11 +66,15 @@ def check_users(client, beta):
     assert [u["user_id"] for u in users] == ["user-of-alpha"]
 
 
-def check_ingest(client, beta):
+def refused_ingest(client, path: str, project_attribute: str) -> None:
     body = protobuf_request([{"trace_id": new_trace_id(), "span_id": new_span_id(),
-                              "attributes": {"tracehive.project": "beta"}}])  # fmt: skip
-    response = client.post("/v1/traces", content=body, headers=PROTOBUF)
+                              "attributes": {project_attribute: "beta"}}])  # fmt: skip
+    response = client.post(path, content=body, headers=PROTOBUF)
     assert response.status_code == 403 and "beta" in response.json()["detail"]
+
+
+def check_ingest(client, beta):
+    refused_ingest(client, "/v1/traces", "tracehive.project")
 
 
 def check_health(client, beta):
@@ -94,10 +98,7 @@ def check_hh_session_start(client, beta):
 
 
 def check_hh_ingest(client, beta):
-    body = protobuf_request([{"trace_id": new_trace_id(), "span_id": new_span_id(),
-                              "attributes": {"honeyhive.project": "beta"}}])  # fmt: skip
-    response = client.post("/opentelemetry/v1/traces", content=body, headers=PROTOBUF)
-    assert response.status_code == 403 and "beta" in response.json()["detail"]
+    refused_ingest(client, "/opentelemetry/v1/traces", "honeyhive.project")
 
 
 def check_hh_enrich(client, beta):
