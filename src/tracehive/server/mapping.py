@@ -44,6 +44,8 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     """Rebuild nested objects from dotted keys (``prefs.theme``); an object whose keys are exactly
     0..n-1 becomes a list (``langs.0``, ``langs.1``). Where a key is both a value and a prefix of
     others, the value keeps its key and the longer keys stay flat."""
+    if not any("." in key for key in flat):
+        return dict(flat)
     root: dict[str, Any] = {}
     for key in sorted(flat, key=lambda k: k.count(".")):
         parts = key.split(".")
@@ -177,6 +179,8 @@ def _event_name(span: Span, attrs: dict[str, Any]) -> str:
 def spans_to_batch(spans: list[Span], default_project: str) -> Batch:
     """Turn decoded spans into events and session updates for one project-default."""
     batch = Batch()
+    # What event spans tell about their session (source, user id): one update per session.
+    facts: dict[tuple[str, str], SessionUpdate] = {}
     for span in spans:
         attrs = span.attributes
         if _is_hh_error_marker(span):
@@ -226,8 +230,11 @@ def spans_to_batch(spans: list[Span], default_project: str) -> Batch:
             )
         )
         if source is not None or user_id is not None:
-            update = SessionUpdate(project=project, session_id=session_id, source=source)
+            update = facts.get((project, session_id))
+            if update is None:
+                update = facts[(project, session_id)] = SessionUpdate(project=project, session_id=session_id)
+            update.source = source or update.source
             if user_id is not None:
                 update.namespaces["user_properties"]["user_id"] = user_id
-            batch.sessions.append(update)
+    batch.sessions.extend(facts.values())
     return batch
