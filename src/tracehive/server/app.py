@@ -61,6 +61,9 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted tracing for LLM applications: ingest OTLP, query sessions, events and users.",
         lifespan=lifespan,
+        # FastAPI's viewers load their scripts from a CDN; tracehive serves nothing it does not ship.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, keys=keys)
     app.add_exception_handler(RequestValidationError, _validation_error)
