@@ -22,6 +22,7 @@ from tracehive.filters import SESSION_FIELDS
 from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate, deep_merge
 from tracehive.store.base import Row, SessionQuery, StoreFullError
 from tracehive.store.duckdb_filter import to_duckdb_sql
+from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
 
 _NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
 SCHEMA = f"""
@@ -39,6 +40,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
 """
+# Version 1 is the schema files made before versioning had; IF NOT EXISTS adopts them as they are.
+MIGRATIONS = (Migration(1, "sessions and events", (SCHEMA,)),)
 
 _SESSION_COLUMNS = (
     "project", "session_id", "session_name", "source", "user_id", "start_time", "end_time",
@@ -114,8 +117,26 @@ class DuckDBStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._db = duckdb.connect(self.path)
-        self._db.execute(SCHEMA)
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
         self._local = threading.local()
+
+    def _migrate(self) -> None:
+        """Bring the file's schema up to date in one transaction (see :mod:`~tracehive.store.migrations`)."""
+        db = self._db
+        db.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version INTEGER NOT NULL, description VARCHAR)")
+        current = db.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}").fetchone()[0]
+        record = f"INSERT INTO {SCHEMA_TABLE} VALUES (?, ?)"
+        db.execute("BEGIN TRANSACTION")
+        try:
+            apply(MIGRATIONS, current, self.path, db.execute, lambda m: db.execute(record, [m.version, m.description]))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     # --- connections: DuckDB wants one cursor per thread -----------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
