@@ -49,7 +49,8 @@ def ch(chdb_dsn):
     for event_id, parent_id, error in [("e1", None, None), ("e2", "e1", "Timeout"), ("e3", "e1", None)]:
         client.command(
             "INSERT INTO filters.events (event_id, session_id, trace_id, parent_id, event_type, event_name, error,"
-            " duration_ms) VALUES ({e:String}, 's1', 't1', {p:Nullable(String)}, 'tool', 'step', {x:Nullable(String)}, 1)",
+            " duration_ms) VALUES ({e:String}, 's1', 't1', {p:Nullable(String)}, 'tool', 'step',"
+            " {x:Nullable(String)}, 1)",
             parameters={"e": event_id, "p": parent_id, "x": error},
         )
     yield client
@@ -57,14 +58,18 @@ def ch(chdb_dsn):
     client.close()
 
 
+def matching(ch, table: str, text: str) -> set[str]:
+    fields, key = (SESSION_FIELDS, "session_id") if table == "sessions" else (EVENT_FIELDS, "event_id")
+    sql, params = to_clickhouse_sql(parse(text), fields)
+    return {r[0] for r in ch.query(f"SELECT {key} FROM filters.{table} WHERE {sql}", parameters=params).result_rows}
+
+
 def sessions(ch, text: str) -> set[str]:
-    sql, params = to_clickhouse_sql(parse(text), SESSION_FIELDS)
-    return {r[0] for r in ch.query(f"SELECT session_id FROM filters.sessions WHERE {sql}", parameters=params).result_rows}
+    return matching(ch, "sessions", text)
 
 
 def events(ch, text: str) -> set[str]:
-    sql, params = to_clickhouse_sql(parse(text), EVENT_FIELDS)
-    return {r[0] for r in ch.query(f"SELECT event_id FROM filters.events WHERE {sql}", parameters=params).result_rows}
+    return matching(ch, "events", text)
 
 
 @pytest.mark.parametrize(("text", "expected"), MATCH_CASES)

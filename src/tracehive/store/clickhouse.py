@@ -121,8 +121,8 @@ class ClickHouseStore:
         self._migrate()
 
     def _migrate(self) -> None:
-        found = self._client.query("SELECT count() FROM system.databases WHERE name = {db:String}", {"db": self.database})
-        if not found.result_rows[0][0]:
+        found = self._select("SELECT count() FROM system.databases WHERE name = {db:String}", {"db": self.database})
+        if not found[0][0]:
             self._client.command(f"CREATE DATABASE IF NOT EXISTS {self._db}")
         self._client.command(VERSION_TABLE.format(db=self._db))
         current = self._client.query(f"SELECT max(version) FROM {self._db}.{SCHEMA_TABLE}").result_rows[0][0]
