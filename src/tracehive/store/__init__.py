@@ -18,8 +18,10 @@ def open_store(url: str | None, data_dir: Path) -> Store:
         path = url.removeprefix("duckdb://").removeprefix("duckdb:") if url else ""
         return DuckDBStore(Path(path) if path else data_dir / DUCKDB_FILE)
     if url.startswith(("clickhouse:", "chdb:")):
-        from tracehive.store.clickhouse import open_clickhouse
-
+        try:
+            from tracehive.store.clickhouse import open_clickhouse
+        except ImportError as exc:
+            raise ValueError(f"{exc}: the ClickHouse store needs pip install 'tracehive[clickhouse]'") from None
         return open_clickhouse(url)
     raise ValueError(
         f"unknown store URL {url!r}: use duckdb:///path/file.duckdb, clickhouse://user:pass@host:8123/db"
