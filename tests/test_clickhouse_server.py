@@ -26,7 +26,8 @@ def test_seed_example_through_a_clickhouse_backed_server(tmp_path, monkeypatch):
         done = server.run_program("import runpy; runpy.run_module('tracehive.examples.seed', run_name='__main__')",
                                   project=project)  # fmt: skip
         assert done.returncode == 0, done.stderr
-        (found,) = server.get("/api/v1/sessions", project=project, filter='user_properties.plan = "premium"')["sessions"]
+        premium = 'user_properties.plan = "premium"'
+        (found,) = server.get("/api/v1/sessions", project=project, filter=premium)["sessions"]
         assert found["user_properties"] == SEED_USER
         session = server.get(f"/api/v1/sessions/{found['session_id']}")
         (event,) = session["events"]
