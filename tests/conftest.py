@@ -61,10 +61,10 @@ class Server:
             self.process.wait()
 
 
-def start_server(data_dir: Path, *extra: str, key: str = ADMIN_KEY) -> Server:
+def start_server(data_dir: Path, *extra: str, key: str = ADMIN_KEY, python: str = sys.executable) -> Server:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tracehive", "serve", "--port", str(port), "--data-dir", str(data_dir),
+        [python, "-m", "tracehive", "serve", "--port", str(port), "--data-dir", str(data_dir),
          "--api-key", key, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -76,8 +76,14 @@ def parent_id(span: ReadableSpan) -> int | None:
 
 def test_public_api_matches_honeyhive_names() -> None:
     assert tracehive.trace is trace and tracehive.HoneyHiveTracer is HoneyHiveTracer
-    assert set(tracehive.sdk.__all__) == {"HoneyHiveTracer", "atrace", "enrich_session", "enrich_span",
-                                          "flush", "trace"}
+    assert set(tracehive.sdk.__all__) == {
+        "HoneyHiveTracer",
+        "atrace",
+        "enrich_session",
+        "enrich_span",
+        "flush",
+        "trace",
+    }
 
 
 def test_init_records_session_without_network(tracer: HoneyHiveTracer, exporter: InMemorySpanExporter) -> None:
@@ -100,8 +106,7 @@ def test_init_reads_environment_and_ignores_unknown_arguments(
 ) -> None:
     monkeypatch.setenv("HH_PROJECT", "from-env")
     monkeypatch.setenv("HH_API_URL", "http://127.0.0.1:9")
-    tracer = HoneyHiveTracer.init(api_key="k", source="prod", session_id="fixed-id", verbose=True,
-                                  disable_batch=True)
+    tracer = HoneyHiveTracer.init(api_key="k", source="prod", session_id="fixed-id", verbose=True, disable_batch=True)
     assert (tracer.project, tracer.source, tracer.session_id) == ("from-env", "prod", "fixed-id")
     assert tracer.server_url == "http://127.0.0.1:9"
     assert tracer_module.latest_tracer() is tracer
@@ -187,8 +192,7 @@ def test_nested_sync_calls_are_parent_and_child(tracer: HoneyHiveTracer, exporte
     assert parent_id(spans["inner"]) == spans["outer"].context.span_id
     assert spans["inner"].context.trace_id == spans["outer"].context.trace_id
     assert spans["outer"].parent is None
-    assert spans["outer"].start_time <= spans["inner"].start_time <= spans["inner"].end_time <= spans[
-        "outer"].end_time
+    assert spans["outer"].start_time <= spans["inner"].start_time <= spans["inner"].end_time <= spans["outer"].end_time
 
 
 def test_async_calls_and_gathered_tasks_nest(tracer: HoneyHiveTracer, exporter: InMemorySpanExporter) -> None:
@@ -384,8 +388,12 @@ def test_enrich_span_merges_repeated_calls(tracer: HoneyHiveTracer, exporter: In
     assert merged("q") == "answer"
     span = events(exporter)["merged"]
     assert namespace(span, "user_properties") == {"user_id": "u1", "prefs": {"theme": "dark", "lang": "en"}}
-    assert namespace(span, "metadata") == {"static": 1, "nested": {"a": 1, "b": 2}, "route": "fast",
-                                           "request_id": "r-1"}
+    assert namespace(span, "metadata") == {
+        "static": 1,
+        "nested": {"a": 1, "b": 2},
+        "route": "fast",
+        "request_id": "r-1",
+    }
     assert namespace(span, "outputs") == {"tokens": 3, "result": "answer"}
     assert namespace(span, "inputs") == {"query": "q", "extra": True}
     assert span.attributes[A.ERROR] == "soft failure"
@@ -521,9 +529,15 @@ def test_misuse_warns_and_never_breaks_the_program(
 
     assert wrong_options(2) == 6
     assert trace("not callable")(5) == 5
-    for message in ("unknown event_type", "event_name must be a string", "trace(metadata=...) expects a dict",
-                    "tracer= must be a HoneyHiveTracer", "enrich_span(metadata=...) expects a dict",
-                    "enrich_session(user_properties=...) expects a dict", "@trace needs a function"):
+    for message in (
+        "unknown event_type",
+        "event_name must be a string",
+        "trace(metadata=...) expects a dict",
+        "tracer= must be a HoneyHiveTracer",
+        "enrich_span(metadata=...) expects a dict",
+        "enrich_session(user_properties=...) expects a dict",
+        "@trace needs a function",
+    ):
         assert message in caplog.text
     span = events(exporter)[wrong_options.__qualname__]
     assert span.attributes[A.EVENT_TYPE] == "tool"

@@ -103,7 +103,9 @@ def test_cycles_are_cut_with_a_marker() -> None:
 def test_shared_but_acyclic_values_are_not_cycles() -> None:
     shared = {"k": 1}
     assert loads({"a": shared, "b": shared, "c": [shared, shared]}) == {
-        "a": {"k": 1}, "b": {"k": 1}, "c": [{"k": 1}, {"k": 1}]
+        "a": {"k": 1},
+        "b": {"k": 1},
+        "c": [{"k": 1}, {"k": 1}],
     }
 
 

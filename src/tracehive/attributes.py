@@ -9,7 +9,6 @@ Three conventions reach the server:
 """
 
 # --- ours -------------------------------------------------------------------------------------
-PREFIX = "tracehive."
 SESSION_ID = "tracehive.session_id"
 PROJECT = "tracehive.project"
 SESSION_NAME = "tracehive.session_name"

@@ -19,6 +19,7 @@ from rich.table import Table
 from tracehive.server.app import create_app, open_keys
 from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
 from tracehive.server.deps import Settings
+from tracehive.server.limits import Limits
 from tracehive.store.migrations import SchemaTooNewError
 
 app = typer.Typer(help="tracehive: self-hosted tracing for LLM applications.", no_args_is_help=True)
@@ -75,9 +76,15 @@ def serve(
         ),
     ] = None,
     demo: Annotated[bool, typer.Option(help="Once up, send the seed example's session.")] = False,
+    max_body_mb: Annotated[float, typer.Option(help="Largest ingest body accepted (413 past it).")] = 16.0,
 ) -> None:
     """Start the server."""
-    settings = Settings(data_dir=data_dir or default_data_dir(), api_key=api_key, store_url=store)
+    settings = Settings(
+        data_dir=data_dir or default_data_dir(),
+        api_key=api_key,
+        store_url=store,
+        limits=Limits(max_body_bytes=int(max_body_mb * 1024 * 1024)),
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys, created = open_keys(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -89,7 +96,8 @@ def serve(
     if demo:
         demo_key = new_key()
         keys.add_in_memory(demo_key, "demo")
-        threading.Thread(target=_demo, args=(url, demo_key), daemon=True).start()
+        shown_key = api_key or created or "<your key>"
+        threading.Thread(target=_demo, args=(url, demo_key, shown_key), daemon=True).start()
     try:
         application = create_app(settings, keys)
     except (ValueError, SchemaTooNewError) as exc:  # a store URL or schema this tracehive cannot use
@@ -98,14 +106,18 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
-def _demo(url: str, key: str) -> None:
+def _demo(url: str, key: str, shown_key: str) -> None:
     if not wait_healthy(url):
         console.print("[red]demo: the server did not come up[/]")
         return
     if run_seed_example(url, key) == 0:
+        console.print("demo: sent the seed example (project 'demo'). Find it again:")
         console.print(
-            f"demo: sent the seed example. Try:\n  curl -H 'Authorization: Bearer <key>' "
-            f"'{url}/api/v1/sessions?filter=user_properties.user_id%20%3D%20%22user_12345%22'"
+            f"  curl -s -H 'Authorization: Bearer {shown_key}' -G {url}/api/v1/sessions "
+            "--data-urlencode 'filter=user_properties.user_id = \"user_12345\"'",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
         )
 
 

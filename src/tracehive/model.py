@@ -45,10 +45,6 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def merge_namespaces(base: Namespaces, update: Namespaces) -> Namespaces:
-    return {ns: deep_merge(base.get(ns) or {}, update.get(ns) or {}) for ns in NAMESPACES}
-
-
 @dataclass(slots=True)
 class Event:
     """One span. Times are nanoseconds since the epoch; ids are lowercase hex strings."""

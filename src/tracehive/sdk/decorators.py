@@ -64,14 +64,18 @@ class _Arguments:
 class _Spec:
     """Everything about a decorated function that does not change between calls."""
 
-    __slots__ = ("_cached_attrs", "_cached_tracer", "arguments", "attributes", "name", "namespaces", "tracer",
-                 "warned")
+    __slots__ = ("_cached", "arguments", "attributes", "name", "namespaces", "tracer", "warned")
 
-    def __init__(self, func: Callable[..., Any], event_type: Any, event_name: Any, namespaces: dict[str, Any],
-                 tracer: Any) -> None:
+    def __init__(
+        self, func: Callable[..., Any], event_type: Any, event_name: Any, namespaces: dict[str, Any], tracer: Any
+    ) -> None:
         if event_type is not None and (event_type not in EVENT_TYPES or event_type == "session"):
-            logger.warning("tracehive: unknown event_type %r for %s; using %r", event_type,
-                           getattr(func, "__qualname__", func), DEFAULT_EVENT_TYPE)
+            logger.warning(
+                "tracehive: unknown event_type %r for %s; using %r",
+                event_type,
+                getattr(func, "__qualname__", func),
+                DEFAULT_EVENT_TYPE,
+            )
             event_type = None
         if event_name is not None and not isinstance(event_name, str):
             logger.warning("tracehive: event_name must be a string, got %s; ignored", type(event_name).__name__)
@@ -84,36 +88,40 @@ class _Spec:
         self.namespaces = checked_namespaces(namespaces, "trace") or None
         self.tracer = tracer
         self.warned = False
-        self._cached_tracer: Any = None
-        self._cached_attrs: dict[str, str] = {}
+        # (tracer, its attributes merged with ours): one tuple, so threads never see a torn pair.
+        self._cached: tuple[Any, dict[str, str]] = (None, {})
         try:
             self.arguments: _Arguments | None = _Arguments(func)
         except (TypeError, ValueError):
             self.arguments = None
 
     def base_attributes(self, tracer: tracer_module.HoneyHiveTracer) -> dict[str, str]:
-        if tracer is not self._cached_tracer:
-            self._cached_attrs = {**tracer.span_attributes, **self.attributes}
-            self._cached_tracer = tracer
-        return self._cached_attrs
+        cached_tracer, attrs = self._cached
+        if tracer is not cached_tracer:
+            attrs = {**tracer.span_attributes, **self.attributes}
+            self._cached = (tracer, attrs)
+        return attrs
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SpanState | None:
         """Open the call's span; None (and the call runs untraced) if that is not possible."""
         try:
             parent = otel_context.get_current()
             parent_state = parent.get(STATE_KEY)
-            tracer = self.tracer or (parent_state.tracer if parent_state is not None else None) or \
-                tracer_module.latest_tracer()
+            tracer = (
+                self.tracer
+                or (parent_state.tracer if parent_state is not None else None)
+                or tracer_module.latest_tracer()
+            )
             if tracer is None:
                 if not self.warned:
                     self.warned = True
                     logger.warning("tracehive: %s called before HoneyHiveTracer.init; not traced", self.name)
                 return None
-            inputs = self.arguments.bind(args, kwargs) if self.arguments is not None else \
-                {"args": list(args), **kwargs}
+            inputs = self.arguments.bind(args, kwargs) if self.arguments is not None else {"args": list(args), **kwargs}
             span = tracer.otel_tracer.start_span(self.name, parent)
-            return SpanState(span, tracer, self.base_attributes(tracer), self.namespaces,
-                             dumps(inputs) if inputs else None, parent)
+            return SpanState(
+                span, tracer, self.base_attributes(tracer), self.namespaces, dumps(inputs) if inputs else None, parent
+            )
         except Exception:
             logger.warning("tracehive: could not start a span for %s; not traced", self.name, exc_info=True)
             return None
@@ -261,8 +269,9 @@ def _wrap_async_generator(func: Callable[..., Any], spec: _Spec) -> Callable[...
     return traced
 
 
-def _decorate(func: Callable[..., Any], event_type: Any = None, event_name: Any = None, tracer: Any = None,
-              **kwargs: Any) -> Callable[..., Any]:
+def _decorate(
+    func: Callable[..., Any], event_type: Any = None, event_name: Any = None, tracer: Any = None, **kwargs: Any
+) -> Callable[..., Any]:
     if not callable(func):
         logger.warning("tracehive: @trace needs a function, got %s; left as is", type(func).__name__)
         return func

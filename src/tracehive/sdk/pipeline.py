@@ -53,10 +53,6 @@ class Pipeline:
         """Export what is queued; False if that did not finish within ``timeout`` seconds."""
         return run_with_deadline(self.processor.force_flush, timeout)
 
-    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
-        """Stop the export thread, waiting at most ``timeout`` seconds (shutdown itself may take 30)."""
-        run_with_deadline(self.processor.shutdown, timeout)
-
 
 def run_with_deadline(work: Callable[[], object], timeout: float) -> bool:
     """Run ``work`` on a daemon thread and wait at most ``timeout`` seconds for it.
@@ -118,8 +114,7 @@ def flush_at_exit() -> None:
     flush_all(EXIT_FLUSH_TIMEOUT_S)
     with _lock:
         pipelines = list(_pipelines.values())
-    for pipeline in pipelines:
-        pipeline.close()
+    _close(pipelines)
 
 
 def use_exporter(exporter: SpanExporter | None) -> None:
@@ -132,8 +127,12 @@ def use_exporter(exporter: SpanExporter | None) -> None:
         old = list(_pipelines.values())
         _pipelines.clear()
         _test_exporter = exporter
-    for pipeline in old:
-        pipeline.close()
+    _close(old)
+
+
+def _close(pipelines: list[Pipeline]) -> None:
+    """Stop the export threads, waiting at most CLOSE_TIMEOUT_S (a processor's shutdown may take 30 s)."""
+    run_with_deadline(lambda: [p.processor.shutdown() for p in pipelines], CLOSE_TIMEOUT_S)
 
 
 def _reinit_lock_after_fork() -> None:

@@ -87,8 +87,7 @@ class SpanState:
         attrs: dict[str, Any] = dict(self.attributes)
         namespaces = dict(self.namespaces) if self.namespaces else {}
         if outputs is not None:
-            namespaces["outputs"] = deep_merge(namespaces["outputs"], outputs) if "outputs" in namespaces \
-                else outputs
+            namespaces["outputs"] = deep_merge(namespaces["outputs"], outputs) if "outputs" in namespaces else outputs
         extra_inputs = namespaces.pop("inputs", None)
         for ns, values in namespaces.items():
             attrs[NAMESPACE_ATTRS[ns]] = dumps(values)
@@ -120,8 +119,7 @@ def checked_namespaces(given: dict[str, Any], caller: str) -> dict[str, dict[str
             if values:
                 valid[ns] = values
         else:
-            logger.warning("tracehive: %s(%s=...) expects a dict, got %s; ignored", caller, ns,
-                           type(values).__name__)
+            logger.warning("tracehive: %s(%s=...) expects a dict, got %s; ignored", caller, ns, type(values).__name__)
     return valid
 
 

@@ -115,8 +115,12 @@ class HoneyHiveTracer:
         """A zero-length root span that tells the server something about the session."""
         try:
             now = time.time_ns()
-            attrs = {A.RECORD: A.RECORD_SESSION, A.SESSION_ID: session_id or self.session_id,
-                     A.PROJECT: self.project, **attrs}
+            attrs = {
+                A.RECORD: A.RECORD_SESSION,
+                A.SESSION_ID: session_id or self.session_id,
+                A.PROJECT: self.project,
+                **attrs,
+            }
             span = self.otel_tracer.start_span(SESSION_SPAN_NAME, Context(), attributes=attrs, start_time=now)
             span.end(end_time=now)
         except Exception:
@@ -138,16 +142,22 @@ class HoneyHiveTracer:
         if kwargs:
             logger.debug("tracehive: enrich_session ignores unsupported arguments %s", sorted(kwargs))
         given = checked_namespaces(
-            {"metadata": metadata, "inputs": inputs, "outputs": outputs, "config": config,
-             "feedback": feedback, "metrics": metrics, "user_properties": user_properties},
+            {
+                "metadata": metadata,
+                "inputs": inputs,
+                "outputs": outputs,
+                "config": config,
+                "feedback": feedback,
+                "metrics": metrics,
+                "user_properties": user_properties,
+            },
             "enrich_session",
         )
         if session_id is not None and not isinstance(session_id, str):
             logger.warning("tracehive: enrich_session(session_id=...) expects a string; using this session")
             session_id = None
         if given:
-            self._emit_session_record({NAMESPACE_ATTRS[ns]: dumps(values) for ns, values in given.items()},
-                                      session_id)
+            self._emit_session_record({NAMESPACE_ATTRS[ns]: dumps(values) for ns, values in given.items()}, session_id)
 
     def enrich_span(
         self,
@@ -163,8 +173,9 @@ class HoneyHiveTracer:
         **kwargs: Any,
     ) -> bool:
         """Add namespaces to the current span; see :func:`enrich_span`."""
-        return enrich_span(attributes, metadata, metrics, feedback, inputs, outputs, config,
-                           user_properties, error, **kwargs)
+        return enrich_span(
+            attributes, metadata, metrics, feedback, inputs, outputs, config, user_properties, error, **kwargs
+        )
 
     def flush(self, timeout: float | None = None, timeout_millis: float | None = None) -> bool:
         """Send what is queued; returns within ``timeout`` seconds, True if the queue drained."""
@@ -214,8 +225,15 @@ def enrich_span(
             extra.update(kwargs)
             metadata = {**extra, **metadata} if isinstance(metadata, dict) else extra
         return enrich_current_span(
-            {"user_properties": user_properties, "metadata": metadata, "metrics": metrics,
-             "feedback": feedback, "config": config, "inputs": inputs, "outputs": outputs},
+            {
+                "user_properties": user_properties,
+                "metadata": metadata,
+                "metrics": metrics,
+                "feedback": feedback,
+                "config": config,
+                "inputs": inputs,
+                "outputs": outputs,
+            },
             error,
         )
     except Exception:
@@ -241,8 +259,9 @@ def enrich_session(
         if active is None:
             logger.warning("tracehive: enrich_session called before HoneyHiveTracer.init; ignored")
             return
-        active.enrich_session(metadata, inputs, outputs, config, feedback, metrics, user_properties,
-                              session_id, **kwargs)
+        active.enrich_session(
+            metadata, inputs, outputs, config, feedback, metrics, user_properties, session_id, **kwargs
+        )
     except Exception:
         logger.warning("tracehive: enrich_session failed", exc_info=True)
 

@@ -5,6 +5,7 @@ only its own project."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ from pathlib import Path
 
 KEY_PREFIX = "th-"
 KEYS_FILE = "keys.json"
+ID_LENGTH = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +43,14 @@ def hash_key(key: str) -> str:
 class StoredKey:
     """A key as kept at rest: its hash, never the key."""
 
-    key_id: str
+    digest: str
     name: str
     project: str | None
     created: str
+
+    @property
+    def key_id(self) -> str:
+        return self.digest[:ID_LENGTH]
 
 
 class KeyRing:
@@ -55,7 +61,8 @@ class KeyRing:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._memory: dict[str, Principal] = {}
+        # Both indexed by the key id (the digest's first characters).
+        self._memory: dict[str, tuple[str, Principal]] = {}
         self._stored: dict[str, StoredKey] = {}
         self._stamp: tuple[int, int] | None = None
         self._reload()
@@ -73,12 +80,13 @@ class KeyRing:
         if stamp == self._stamp:
             return
         items = json.loads(self.path.read_text())
-        self._stored = {item["hash"]: StoredKey(item["id"], item["name"], item.get("project"), item["created"])
-                        for item in items}  # fmt: skip
+        self._stored = {item["hash"][:ID_LENGTH]: StoredKey(item["hash"], item["name"], item.get("project"),
+                                                             item["created"]) for item in items}  # fmt: skip
         self._stamp = stamp
 
     def add_in_memory(self, key: str, name: str, project: str | None = None) -> None:
-        self._memory[hash_key(key)] = Principal(name, project)
+        digest = hash_key(key)
+        self._memory[digest[:ID_LENGTH]] = (digest, Principal(name, project))
 
     def create(self, name: str, project: str | None = None) -> str:
         """Make a new key, keep its hash, and return the key (the only time it is seen)."""
@@ -87,7 +95,7 @@ class KeyRing:
         created = datetime.now(UTC).isoformat(timespec="seconds")
         with self._lock:
             self._reload()
-            self._stored[digest] = StoredKey(digest[:12], name, project, created)
+            self._stored[digest[:ID_LENGTH]] = StoredKey(digest, name, project, created)
             self._save()
         return key
 
@@ -106,19 +114,22 @@ class KeyRing:
             return list(self._stored.values())
 
     def lookup(self, key: str) -> Principal | None:
-        # Keys are looked up by their digest, so no comparison ever touches the key itself.
+        """The key's owner. Keys are found by the first characters of their digest, then the whole
+        digest is compared in constant time, so timing tells nothing about a stored key."""
         digest = hash_key(key)
-        found = self._memory.get(digest)
-        if found is not None:
-            return found
         with self._lock:
             self._reload()
-            stored = self._stored.get(digest)
-        return None if stored is None else Principal(stored.name, stored.project)
+            stored = self._stored.get(digest[:ID_LENGTH])
+            memory = self._memory.get(digest[:ID_LENGTH])
+        if stored is not None and hmac.compare_digest(stored.digest, digest):
+            return Principal(stored.name, stored.project)
+        if memory is not None and hmac.compare_digest(memory[0], digest):
+            return memory[1]
+        return None
 
     def _save(self) -> None:
-        items = [{"hash": h, "id": k.key_id, "name": k.name, "project": k.project, "created": k.created}
-                 for h, k in self._stored.items()]  # fmt: skip
+        items = [{"hash": k.digest, "name": k.name, "project": k.project, "created": k.created}
+                 for k in self._stored.values()]  # fmt: skip
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

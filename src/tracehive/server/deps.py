@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import HTTPException, Request
 
 from tracehive.server.auth import KeyRing, Principal, bearer_token
+from tracehive.server.limits import Limits
 from tracehive.store.base import Store
 from tracehive.store.writer import BulkWriter
 
@@ -16,8 +17,10 @@ from tracehive.store.writer import BulkWriter
 class Settings:
     data_dir: Path
     api_key: str | None = None
-    max_body_bytes: int = 16 * 1024 * 1024
     store_url: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    # Ingest requests decoded or waiting for the writer at once; past it, 503 with Retry-After.
+    max_ingest_in_flight: int = 16
 
 
 @dataclass
@@ -26,6 +29,7 @@ class ServerState:
     store: Store
     writer: BulkWriter
     keys: KeyRing
+    ingest_in_flight: int = 0  # only touched on the event loop
 
 
 def state(request: Request) -> ServerState:

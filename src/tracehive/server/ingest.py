@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -15,8 +16,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tracehive.model import DEFAULT_PROJECT, Batch
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
+from tracehive.server.limits import Limits, check_spans, enforce_batch
 from tracehive.server.mapping import spans_to_batch
-from tracehive.server.otlp import OtlpError, decode_json, decode_protobuf
+from tracehive.server.otlp import OtlpError, Span, decode_json, decode_protobuf
 from tracehive.store.base import StoreFullError
 from tracehive.store.writer import Overloaded
 
@@ -51,6 +53,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     return out
 
 
+def to_batch(decode: Callable[[bytes], list[Span]], body: bytes, default_project: str, limits: Limits) -> Batch:
+    """Decode, check and map one request body (CPU work, run off the event loop)."""
+    spans = decode(body)
+    check_spans(spans, limits)
+    batch = spans_to_batch(spans, default_project)
+    enforce_batch(batch, limits)
+    return batch
+
+
 def enforce_project(who: Principal, batch: Batch) -> None:
     """A project key writes only to its own project."""
     if who.project is None:
@@ -75,15 +86,22 @@ async def export_traces(request: Request, who: Principal = Depends(principal)) -
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (PROTOBUF, JSON):
         raise HTTPException(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type!r}")
-    body = await read_body(request, state(request).settings.max_body_bytes)
-    decode = decode_protobuf if content_type == PROTOBUF else decode_json
-    default_project = who.project or DEFAULT_PROJECT
+    server = state(request)
+    if server.ingest_in_flight >= server.settings.max_ingest_in_flight:
+        raise HTTPException(503, "too many ingest requests at once, retry later", headers={"Retry-After": "1"})
+    server.ingest_in_flight += 1
     try:
-        batch = await run_in_threadpool(lambda: spans_to_batch(decode(body), default_project))
-    except OtlpError as exc:
-        raise HTTPException(400, str(exc)) from None
-    enforce_project(who, batch)
-    await commit(request, batch)
+        limits = server.settings.limits
+        body = await read_body(request, limits.max_body_bytes)
+        decode = decode_protobuf if content_type == PROTOBUF else decode_json
+        try:
+            batch = await run_in_threadpool(to_batch, decode, body, who.project or DEFAULT_PROJECT, limits)
+        except OtlpError as exc:
+            raise HTTPException(400, str(exc)) from None
+        enforce_project(who, batch)
+        await commit(request, batch)
+    finally:
+        server.ingest_in_flight -= 1
     if content_type == PROTOBUF:
         return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
     return Response(b"{}", media_type=JSON)

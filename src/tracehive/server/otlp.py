@@ -18,6 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 STATUS_ERROR = 2
+INT64 = (-(2**63), 2**63 - 1)
+UINT64 = (0, 2**64 - 1)
 
 
 class OtlpError(ValueError):
@@ -108,7 +110,7 @@ def _json_value(value: Any, where: str) -> Any:
     if kind == "boolValue":
         return _typed(inner, bool, where)
     if kind == "intValue":
-        return _int(inner, where)
+        return _int(inner, where, INT64)
     if kind == "doubleValue":
         if isinstance(inner, bool) or not isinstance(inner, int | float | str):
             raise OtlpError(f"{where}.doubleValue must be a number")
@@ -140,13 +142,16 @@ def _list(value: Any, where: str) -> list:
     return value
 
 
-def _int(value: Any, where: str) -> int:
+def _int(value: Any, where: str, bounds: tuple[int, int] = UINT64) -> int:
     if isinstance(value, bool):
         raise OtlpError(f"{where} must be an integer")
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise OtlpError(f"{where} must be an integer") from None
+    if not bounds[0] <= number <= bounds[1]:
+        raise OtlpError(f"{where} is out of range for OTLP ({bounds[0]}..{bounds[1]})")
+    return number
 
 
 def _json_attributes(attributes: Any, where: str) -> dict[str, Any]:
@@ -215,6 +220,13 @@ def decode_json(body: bytes) -> list[Span]:
         raise OtlpError(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise OtlpError("body must be a JSON object with 'resourceSpans'")
+    try:
+        return _json_document(document)
+    except RecursionError:
+        raise OtlpError("body is nested too deeply") from None
+
+
+def _json_document(document: dict) -> list[Span]:
     spans: list[Span] = []
     for r, resource_spans in enumerate(_list(document.get("resourceSpans"), "resourceSpans")):
         where = f"resourceSpans[{r}]"

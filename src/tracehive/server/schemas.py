@@ -25,7 +25,7 @@ class _Namespaces(BaseModel):
     config: Namespace = Field(default_factory=dict)
 
 
-class Event(_Namespaces):
+class _EventFields(BaseModel):
     event_id: str
     session_id: str
     project: str
@@ -39,11 +39,15 @@ class Event(_Namespaces):
     error: str | None = None
 
 
+class Event(_Namespaces, _EventFields):
+    """An event: its own fields first, then its namespaces."""
+
+
 class EventNode(Event):
     children: list[EventNode] = Field(default_factory=list)
 
 
-class Session(_Namespaces):
+class _SessionFields(BaseModel):
     session_id: str
     project: str
     session_name: str | None = None
@@ -53,6 +57,10 @@ class Session(_Namespaces):
     duration_ms: float | None = None
     event_count: int = 0
     error_count: int = 0
+
+
+class Session(_Namespaces, _SessionFields):
+    """A session: its own fields first, then its namespaces."""
 
 
 class SessionWithEvents(Session):

@@ -8,6 +8,7 @@ date at write time (counts, time span, merged namespaces) so that listing them i
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -52,7 +53,7 @@ _EVENT_COLUMNS = (
     "start_time", "end_time", "duration_ms", "error", *NAMESPACES,
 )  # fmt: skip
 _TIME = pa.timestamp("us")
-_DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Could not write")
+_DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Disk quota exceeded")
 
 
 def _dumps(value: Any) -> str:
@@ -157,7 +158,9 @@ class DuckDBStore:
             self._upsert_sessions(cursor, inserted, batch.sessions)
             cursor.execute("COMMIT")
         except duckdb.Error as exc:
-            cursor.execute("ROLLBACK")
+            # A failed COMMIT has already ended the transaction; only roll back one still open.
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
             if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
             raise

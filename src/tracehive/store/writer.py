@@ -26,10 +26,13 @@ class Overloaded(RuntimeError):
 
 
 class BulkWriter:
-    def __init__(self, store: Store, max_pending: int = 256, max_items_per_write: int = 50_000) -> None:
+    def __init__(self, store: Store, max_pending_items: int = 200_000, max_items_per_write: int = 50_000) -> None:
         self.store = store
+        self.max_pending_items = max_pending_items
         self.max_items_per_write = max_items_per_write
-        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending_items = 0
+        self._pending_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="tracehive-writer", daemon=True)
         self._thread.start()
 
@@ -39,10 +42,12 @@ class BulkWriter:
         if not batch:
             future.set_result(None)
             return future
-        try:
-            self._queue.put_nowait((batch, future))
-        except queue.Full:
-            raise Overloaded("the write queue is full") from None
+        with self._pending_lock:
+            # Memory stays bounded: past the cap, refuse (one batch alone is always taken).
+            if self._pending_items and self._pending_items + len(batch) > self.max_pending_items:
+                raise Overloaded(f"{self._pending_items} items are waiting to be written")
+            self._pending_items += len(batch)
+        self._queue.put((batch, future))
         return future
 
     def close(self, timeout: float = 30.0) -> None:
@@ -72,7 +77,14 @@ class BulkWriter:
         while not stop:
             taken, stop = self._take()
             if taken:
-                self._write(taken)
+                self._write_all(taken)
+
+    def _write_all(self, taken: list[tuple[Batch, Future]]) -> None:
+        try:
+            self._write(taken)
+        finally:
+            with self._pending_lock:
+                self._pending_items -= sum(len(batch) for batch, _ in taken)
 
     def _write(self, taken: list[tuple[Batch, Future]]) -> None:
         merged = Batch()

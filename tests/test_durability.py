@@ -1,0 +1,109 @@
+"""What the server acknowledged is on disk: kill -9 under load, restart, everything acknowledged
+is readable; a full disk answers 507 and corrupts nothing."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from tests.conftest import ADMIN_KEY, start_server
+from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
+
+SPANS_PER_REQUEST = 20
+HEADERS = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def load_until_refused(url: str, acknowledged: list[str], stop: threading.Event) -> None:
+    """Send sessions of 20 spans, one request each; record every session whose request got a 200."""
+    with httpx.Client(timeout=10) as client:
+        while not stop.is_set():
+            session = new_trace_id()
+            body = protobuf_request([{"trace_id": session, "span_id": new_span_id()} for _ in range(SPANS_PER_REQUEST)])
+            try:
+                response = client.post(f"{url}/v1/traces", content=body, headers=HEADERS)
+            except httpx.HTTPError:
+                return
+            if response.status_code == 200:
+                acknowledged.append(session)
+
+
+def stored_counts(server, project: str = "default") -> dict[str, int]:
+    counts, cursor = {}, None
+    while True:
+        params = {"project": project, "limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = server.get("/api/v1/sessions", **params)
+        counts.update({s["session_id"]: s["event_count"] for s in page["sessions"]})
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return counts
+
+
+def test_acknowledged_spans_survive_kill_9(tmp_path):
+    rng = random.Random(7)
+    acknowledged: list[str] = []
+    for _ in range(3):
+        server = start_server(tmp_path)
+        stop = threading.Event()
+        clients = [threading.Thread(target=load_until_refused, args=(server.url, acknowledged, stop)) for _ in range(3)]
+        for client in clients:
+            client.start()
+        time.sleep(rng.uniform(1.0, 2.5))
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        stop.set()
+        for client in clients:
+            client.join()
+    server = start_server(tmp_path)
+    try:
+        counts = stored_counts(server)
+    finally:
+        server.stop()
+    lost = [s for s in acknowledged if counts.get(s) != SPANS_PER_REQUEST]
+    assert len(acknowledged) >= 10, "the load never got going"
+    assert lost == [], f"{len(lost)} of {len(acknowledged)} acknowledged sessions incomplete after kill -9"
+
+
+def can_mount_tmpfs() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs unshare and user namespaces to mount a small tmpfs")
+def test_full_disk_answers_507_and_keeps_what_was_stored(tmp_path):
+    """The server runs in its own mount namespace on an 8 MB tmpfs, then the disk fills up."""
+    data = tmp_path / "data"
+    data.mkdir()
+    script = f'mount -t tmpfs -o size=8m tmpfs "{data}" && exec "$@"'
+    wrapper = tmp_path / "unshare-python"
+    wrapper.write_text(f'#!/bin/sh\nexec unshare -rm sh -c \'{script}\' sh "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    server = start_server(data, python=str(wrapper))
+    statuses = []
+    try:
+        first = new_trace_id()
+        with httpx.Client(timeout=30) as client:
+            ok = client.post(f"{server.url}/v1/traces", headers=HEADERS,
+                             content=protobuf_request([{"trace_id": first, "span_id": new_span_id()}]))  # fmt: skip
+            assert ok.status_code == 200
+            payload = {"tracehive.inputs": '{"blob": "' + "y" * 60_000 + '"}'}
+            for _ in range(400):
+                spans = [{"trace_id": new_trace_id(), "span_id": new_span_id(), "attributes": payload}
+                         for _ in range(20)]  # fmt: skip
+                response = client.post(f"{server.url}/v1/traces", headers=HEADERS, content=protobuf_request(spans))
+                statuses.append(response.status_code)
+                if response.status_code != 200:
+                    break
+        assert statuses[-1] == 507, statuses[-5:]
+        assert "space" in response.json()["detail"]
+        assert server.get(f"/api/v1/sessions/{first}")["event_count"] == 1
+    finally:
+        server.stop()

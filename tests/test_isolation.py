@@ -1,0 +1,125 @@
+"""Per-project keys: a key for project A can neither read nor write project B, through any route."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+from tests.conftest import start_server
+from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+def create_key(data_dir, project: str | None, name: str) -> str:
+    args = ["keys", "create", "--name", name, "--data-dir", str(data_dir)]
+    if project:
+        args += ["--project", project]
+    done = subprocess.run([sys.executable, "-m", "tracehive", *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def two_projects(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("isolation")
+    server = start_server(data_dir)
+    keys = {p: create_key(data_dir, p, f"key-{p}") for p in ("alpha", "beta")}
+    data = {}
+    for project, key in keys.items():
+        trace_id, span_id = new_trace_id(), new_span_id()
+        body = protobuf_request([{"trace_id": trace_id, "span_id": span_id,
+                                  "attributes": {"user.id": f"user-of-{project}"}}])  # fmt: skip
+        response = httpx.post(f"{server.url}/v1/traces", content=body,
+                              headers={**PROTOBUF, "Authorization": f"Bearer {key}"})  # fmt: skip
+        assert response.status_code == 200, response.text
+        data[project] = {"session_id": trace_id, "event_id": span_id}
+    yield server, keys, data
+    server.stop()
+
+
+def as_alpha(server, keys):
+    return server.client(keys["alpha"])
+
+
+# Each route of the OpenAPI spec, with what a key for "alpha" must see when it reaches for "beta".
+def check_sessions(client, beta):
+    assert client.get("/api/v1/sessions", params={"project": "beta"}).status_code == 403
+    listed = client.get("/api/v1/sessions").json()["sessions"]
+    assert listed and {s["project"] for s in listed} == {"alpha"}
+
+
+def check_session(client, beta):
+    assert client.get(f"/api/v1/sessions/{beta['session_id']}").status_code == 404
+    assert client.get(f"/api/v1/sessions/{beta['session_id']}", params={"project": "beta"}).status_code == 403
+
+
+def check_event(client, beta):
+    assert client.get(f"/api/v1/events/{beta['event_id']}").status_code == 404
+    assert client.get(f"/api/v1/events/{beta['event_id']}", params={"project": "beta"}).status_code == 403
+
+
+def check_users(client, beta):
+    assert client.get("/api/v1/users", params={"project": "beta"}).status_code == 403
+    users = client.get("/api/v1/users").json()["users"]
+    assert [u["user_id"] for u in users] == ["user-of-alpha"]
+
+
+def check_ingest(client, beta):
+    body = protobuf_request([{"trace_id": new_trace_id(), "span_id": new_span_id(),
+                              "attributes": {"tracehive.project": "beta"}}])  # fmt: skip
+    response = client.post("/v1/traces", content=body, headers=PROTOBUF)
+    assert response.status_code == 403 and "beta" in response.json()["detail"]
+
+
+def check_health(client, beta):
+    assert set(client.get("/api/v1/health").json()) == {"status", "version", "store"}
+
+
+ROUTES = {
+    ("GET", "/api/v1/sessions"): check_sessions,
+    ("GET", "/api/v1/sessions/{session_id}"): check_session,
+    ("GET", "/api/v1/events/{event_id}"): check_event,
+    ("GET", "/api/v1/users"): check_users,
+    ("POST", "/v1/traces"): check_ingest,
+    ("GET", "/api/v1/health"): check_health,
+}
+
+
+def test_every_route_is_covered_by_an_isolation_check(two_projects):
+    server, _, _ = two_projects
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    routes = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+    assert routes <= set(ROUTES), f"routes without an isolation check: {sorted(routes - set(ROUTES))}"
+
+
+@pytest.mark.parametrize("route", list(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_project_key_cannot_reach_another_project(two_projects, route):
+    server, keys, data = two_projects
+    with as_alpha(server, keys) as client:
+        ROUTES[route](client, data["beta"])
+
+
+def test_project_key_writes_its_own_project_when_spans_name_none(two_projects):
+    server, keys, data = two_projects
+    with server.client(keys["beta"]) as client:
+        session = client.get(f"/api/v1/sessions/{data['beta']['session_id']}").json()
+    assert session["project"] == "beta"
+
+
+def test_revoked_key_is_refused_by_the_running_server(two_projects):
+    server, _, _ = two_projects
+    key = create_key(server.data_dir, "alpha", "short-lived")
+    with server.client(key) as client:
+        assert client.get("/api/v1/sessions").status_code == 200
+        subprocess.run([sys.executable, "-m", "tracehive", "keys", "revoke", "short-lived", "--data-dir",
+                        str(server.data_dir)], check=True, capture_output=True)  # fmt: skip
+        assert client.get("/api/v1/sessions").status_code == 401
+
+
+def test_keys_are_kept_only_as_hashes(two_projects):
+    server, keys, _ = two_projects
+    stored = (server.data_dir / "keys.json").read_text()
+    assert all(key not in stored for key in keys.values())
+    assert (server.data_dir / "keys.json").stat().st_mode & 0o077 == 0
