@@ -24,10 +24,11 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tracehive.filters import SESSION_FIELDS
-from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate
+from tracehive.model import NAMESPACES, Batch, SessionUpdate
 from tracehive.store.base import Row, SessionQuery, StoreFullError
 from tracehive.store.clickhouse_filter import to_clickhouse_sql
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
+from tracehive.store.columns import dumps, event_columns
 from tracehive.store.migrations import SCHEMA_TABLE, apply
 
 DEFAULT_DATABASE = "tracehive"
@@ -96,10 +97,6 @@ def _row(columns: tuple[str, ...], values: tuple) -> Row:
     return row
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value or {}, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def _project_clause(projects: tuple[str, ...] | None, params: dict[str, Any]) -> str:
     if projects is None:
         return "1"
@@ -144,32 +141,13 @@ class ClickHouseStore:
     def write(self, batch: Batch) -> None:
         try:
             if batch.events:
-                self._client.insert_arrow(f"{self._db}.events", self._events_table(batch.events))
+                self._client.insert_arrow(f"{self._db}.events", pa.table(event_columns(batch.events, _TIME)))
             if batch.sessions:
                 self._client.insert_arrow(f"{self._db}.session_updates", self._updates_table(batch.sessions))
         except ClickHouseError as exc:
             if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
             raise
-
-    def _events_table(self, events: list[Event]) -> pa.Table:
-        unique = list({(e.project, e.event_id): e for e in events}.values())
-        columns: dict[str, Any] = {
-            "project": [e.project for e in unique],
-            "event_id": [e.event_id for e in unique],
-            "session_id": [e.session_id for e in unique],
-            "trace_id": [e.trace_id for e in unique],
-            "parent_id": [e.parent_id for e in unique],
-            "event_type": [e.event_type for e in unique],
-            "event_name": [e.event_name for e in unique],
-            "start_time": _time_column([e.start_ns for e in unique]),
-            "end_time": _time_column([e.end_ns for e in unique]),
-            "duration_ms": pa.array([e.duration_ms for e in unique], pa.float64()),
-            "error": pa.array([e.error for e in unique], pa.string()),
-        }
-        for ns in NAMESPACES:
-            columns[ns] = [_dumps(e.namespaces.get(ns)) for e in unique]
-        return pa.table(columns)
 
     def _versions(self, count: int) -> range:
         """Write versions: nanoseconds since the epoch, increasing within this process. Updates
@@ -190,7 +168,7 @@ class ClickHouseStore:
             "end_time": _time_column([u.end_ns for u in updates]),
         }
         for ns in NAMESPACES:
-            columns[ns] = [_dumps(u.namespaces.get(ns)) for u in updates]
+            columns[ns] = [dumps(u.namespaces.get(ns)) for u in updates]
         return pa.table(columns)
 
     # --- reads ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pyarrow as pa
 from tracehive.filters import SESSION_FIELDS
 from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate, deep_merge
 from tracehive.store.base import Row, SessionQuery, StoreFullError
+from tracehive.store.columns import event_columns
 from tracehive.store.duckdb_filter import to_duckdb_sql
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
 
@@ -169,23 +170,7 @@ class DuckDBStore:
         """Insert events not stored yet; returns (project, session_id, start, end, is_error) of each."""
         if not events:
             return []
-        unique = list({(e.project, e.event_id): e for e in events}.values())
-        columns: dict[str, Any] = {
-            "project": [e.project for e in unique],
-            "event_id": [e.event_id for e in unique],
-            "session_id": [e.session_id for e in unique],
-            "trace_id": [e.trace_id for e in unique],
-            "parent_id": [e.parent_id for e in unique],
-            "event_type": [e.event_type for e in unique],
-            "event_name": [e.event_name for e in unique],
-            "start_time": pa.array([e.start_ns // 1000 for e in unique], _TIME),
-            "end_time": pa.array([e.end_ns // 1000 for e in unique], _TIME),
-            "duration_ms": [e.duration_ms for e in unique],
-            "error": [e.error for e in unique],
-        }
-        for ns in NAMESPACES:
-            columns[ns] = [_dumps(e.namespaces.get(ns) or {}) for e in unique]
-        cursor.register("incoming_events", pa.table(columns))
+        cursor.register("incoming_events", pa.table(event_columns(events, _TIME)))
         try:
             return cursor.execute(
                 f"INSERT OR IGNORE INTO events SELECT {', '.join(_EVENT_COLUMNS)} FROM incoming_events "
