@@ -21,6 +21,8 @@ from tracehive import attributes as A
 from tracehive.sdk import pipeline
 
 HANG_CHECK_S = 10.0
+# The exit flush (2 s) and close (0.2 s), plus a loaded machine's interpreter teardown.
+EXIT_CHECK_S = 3.5
 
 
 def closed_port() -> int:
@@ -30,35 +32,102 @@ def closed_port() -> int:
 
 
 class Capture(ThreadingHTTPServer):
-    """A loopback OTLP receiver that keeps every request it gets."""
+    """A loopback OTLP receiver that keeps every request it accepts, and can be told to misbehave.
+
+    ``fail(status, seconds, retry_after)`` answers ``status`` for a while (or the next ``times``
+    requests); ``hold(seconds)`` makes requests arriving in that window wait 30 s for an answer, like
+    a stuck server; ``max_body`` answers 413 to larger bodies. Only requests answered 200 count as
+    received; ``attempts`` keeps every request's arrival time and answer.
+    """
 
     daemon_threads = True
+    HOLD_S = 30.0
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.attempts: list[tuple[float, int]] = []
+        self.lock = threading.Lock()
+        self.released = threading.Event()
+        self.fail_status = 503
+        self.fail_until = 0.0
+        self.fail_times = 0
+        self.retry_after: str | None = None
+        self.hold_until = 0.0
+        self.max_body: int | None = None
         super().__init__(("127.0.0.1", 0), _CaptureHandler)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def spans(self) -> dict[str, dict[str, str]]:
-        """Every received span's attributes (string values), by span name."""
-        found = {}
+    def start(self) -> Capture:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self.released.set()
+        self.shutdown()
+        self.server_close()
+
+    def fail(self, status: int, seconds: float = 0.0, times: int = 0, retry_after: str | None = None) -> None:
+        with self.lock:
+            self.fail_status, self.retry_after, self.fail_times = status, retry_after, times
+            self.fail_until = time.monotonic() + seconds
+
+    def hold(self, seconds: float) -> None:
+        self.hold_until = time.monotonic() + seconds
+
+    def answer(self, size: int) -> int | None:
+        """The status for a request of ``size`` bytes arriving now; None: hold it."""
+        now = time.monotonic()
+        with self.lock:
+            if now < self.hold_until:
+                status = None
+            elif now < self.fail_until or self.fail_times > 0:
+                self.fail_times = max(self.fail_times - 1, 0)
+                status = self.fail_status
+            elif self.max_body is not None and size > self.max_body:
+                status = 413
+            else:
+                status = 200
+            self.attempts.append((now, status or 0))
+        return status
+
+    def received(self) -> list[tuple[str, str | None, str, dict[str, str]]]:
+        """(span id, parent span id, name, string attributes) of every span in every accepted request."""
+        found = []
         for _, _, body in self.requests:
             request = ExportTraceServiceRequest.FromString(body)
             for resource_spans in request.resource_spans:
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
-                        found[span.name] = {kv.key: kv.value.string_value for kv in span.attributes}
+                        attrs = {kv.key: kv.value.string_value for kv in span.attributes}
+                        found.append((span.span_id.hex(), span.parent_span_id.hex() or None, span.name, attrs))
         return found
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that gave up on a held request is expected; say nothing."""
+
+    def spans(self) -> dict[str, dict[str, str]]:
+        """Every received span's attributes (string values), by span name."""
+        return {name: attrs for _, _, name, attrs in self.received()}
 
 
 class _CaptureHandler(BaseHTTPRequestHandler):
+    server: Capture
+
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))  # type: ignore[attr-defined]
-        self.send_response(200)
+        status = self.server.answer(len(body))
+        if status is None:
+            self.server.released.wait(Capture.HOLD_S)
+            status = 503
+        elif status == 200:
+            with self.server.lock:
+                self.server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(status)
+        if status != 200 and self.server.retry_after is not None:
+            self.send_header("Retry-After", self.server.retry_after)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -67,14 +136,11 @@ class _CaptureHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def capture() -> Iterator[Capture]:
-    server = Capture()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+@pytest.fixture(name="capture")
+def capture_fixture() -> Iterator[Capture]:
+    server = Capture().start()
     yield server
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
 def run_program(source: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -131,13 +197,17 @@ PROGRAM = """
     before_flush = time.monotonic()
     flushed = flush(timeout=0.5)
     flush_s = time.monotonic() - before_flush
-    print(total, round(init_s, 3), round(calls_s, 3), flushed, round(flush_s, 3))
+    print(total, round(init_s, 3), round(calls_s, 3), flushed, round(flush_s, 3), time.time(), flush=True)
 """
 
 
 @pytest.mark.parametrize("server", ["refused", "silent"])
 def test_program_completes_quickly_when_the_server_is_unusable(server: str) -> None:
-    """Connection refused, or a server that accepts and never answers: exit 0, no traceback, no hang."""
+    """Connection refused, or a server that accepts and never answers: exit 0, no traceback, no hang.
+
+    Exit takes at most the exit flush (2 s) and the close (0.2 s); stderr gets our lines only: the
+    first drop, then the summary of what was not delivered.
+    """
     listener = None
     if server == "refused":
         url = f"http://127.0.0.1:{closed_port()}"
@@ -148,16 +218,21 @@ def test_program_completes_quickly_when_the_server_is_unusable(server: str) -> N
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     try:
         done, elapsed = run_program(PROGRAM, HH_API_URL=url, HH_API_KEY="k")
+        exited_at = time.time()
     finally:
         if listener is not None:
             listener.close()
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert elapsed < HANG_CHECK_S
-    total, init_s, calls_s, flushed, flush_s = done.stdout.split()
+    total, init_s, calls_s, flushed, flush_s, main_done_at = done.stdout.split()
     assert total == str(sum(i * 2 for i in range(200)))
     assert float(init_s) < 0.5 and float(calls_s) < 2.0
     assert flushed == "False" and float(flush_s) < 1.5
+    assert exited_at - float(main_done_at) < EXIT_CHECK_S
+    lines = done.stderr.splitlines()
+    assert all(line.startswith("tracehive: ") for line in lines), done.stderr
+    assert len(lines) <= 2 and "202 spans were not delivered" in lines[-1], done.stderr
 
 
 def test_forked_child_exports_its_own_spans(capture: Capture) -> None:

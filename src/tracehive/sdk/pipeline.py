@@ -1,9 +1,11 @@
-"""The export pipelines: one TracerProvider + BatchSpanProcessor + OTLP exporter per (endpoint, key).
+"""The export pipelines: one TracerProvider + batch processor + OTLP exporter per (endpoint, key).
 
 Every tracer (session) in the process that talks to the same server with the same key shares one
-pipeline, so a process with many sessions still has one export thread and one queue. The global
-OpenTelemetry tracer provider is never touched: the application's own OTel setup stays its own.
-Nothing here may hang the program: flushes run under a deadline and the exit flush is bounded.
+pipeline, so a process with many sessions still has one export thread and one capped queue. The
+global OpenTelemetry tracer provider is never touched: the application's own OTel setup stays its
+own. Nothing here may hang or break the program: flushes run under a deadline, the exit flush is
+bounded, and spans the server never got are counted (see :mod:`tracehive.sdk.delivery`). Timings
+and sizes come from ``TRACEHIVE_*`` environment variables (see :mod:`tracehive.sdk.settings`).
 """
 
 from __future__ import annotations
@@ -15,43 +17,44 @@ import threading
 from collections.abc import Callable
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+from tracehive.sdk.delivery import CappedBatchProcessor, DeliveryLedger, SettledExporter
+from tracehive.sdk.export import OtlpHttpExporter
+from tracehive.sdk.settings import ExportSettings
 
 logger = logging.getLogger("tracehive")
 
 TRACES_PATH = "/v1/traces"
-# One export attempt (with the exporter's own retries) gives up after this many seconds.
-EXPORT_TIMEOUT_S = 5.0
-EXIT_FLUSH_TIMEOUT_S = 2.0
 CLOSE_TIMEOUT_S = 0.2
 DEFAULT_FLUSH_TIMEOUT_S = 30.0
-MAX_QUEUE_SIZE = 8192
-MAX_BATCH_SIZE = 512
-SCHEDULE_DELAY_MS = 1000
 
 
 class Pipeline:
-    """A private TracerProvider whose spans go through one batch processor to one exporter."""
+    """A private TracerProvider whose spans go through one capped batch processor to one exporter."""
 
-    def __init__(self, exporter: SpanExporter) -> None:
-        self.processor = BatchSpanProcessor(
-            exporter,
-            max_queue_size=MAX_QUEUE_SIZE,
-            schedule_delay_millis=SCHEDULE_DELAY_MS,
-            max_export_batch_size=MAX_BATCH_SIZE,
-            export_timeout_millis=EXPORT_TIMEOUT_S * 1000,
-        )
+    def __init__(self, exporter: OtlpHttpExporter | SettledExporter, settings: ExportSettings) -> None:
+        self.exporter = exporter
+        self.ledger = exporter.ledger
+        self.settings = settings
+        self.processor = CappedBatchProcessor(exporter, self.ledger, settings)
         self.provider = TracerProvider(resource=Resource.create(), sampler=ALWAYS_ON, shutdown_on_exit=False)
         self.provider.add_span_processor(self.processor)
         self.tracer: trace.Tracer = self.provider.get_tracer("tracehive.sdk")
 
     def flush(self, timeout: float) -> bool:
-        """Export what is queued; False if that did not finish within ``timeout`` seconds."""
-        return run_with_deadline(self.processor.force_flush, timeout)
+        """Export what is queued; True if all of it was delivered within ``timeout`` seconds."""
+        return _flush([self], timeout)
+
+
+def _flush(pipelines: list[Pipeline], timeout: float) -> bool:
+    """True if every queued span of ``pipelines`` was delivered, none dropped, within ``timeout``."""
+    dropped_before = sum(p.ledger.total_dropped() for p in pipelines)
+    finished = run_with_deadline(lambda: all([p.processor.force_flush() for p in pipelines]), timeout)
+    return finished and sum(p.ledger.total_dropped() for p in pipelines) == dropped_before
 
 
 def run_with_deadline(work: Callable[[], object], timeout: float) -> bool:
@@ -89,7 +92,7 @@ def get_pipeline(server_url: str, api_key: str | None) -> Pipeline:
     with _lock:
         pipeline = _pipelines.get(key)
         if pipeline is None:
-            pipeline = Pipeline(_test_exporter or _otlp_exporter(endpoint, api_key))
+            pipeline = _new_pipeline(endpoint, api_key)
             _pipelines[key] = pipeline
         if not _exit_hook_registered:
             atexit.register(flush_at_exit)
@@ -97,24 +100,36 @@ def get_pipeline(server_url: str, api_key: str | None) -> Pipeline:
     return pipeline
 
 
-def _otlp_exporter(endpoint: str, api_key: str | None) -> SpanExporter:
+def _new_pipeline(endpoint: str, api_key: str | None) -> Pipeline:
+    settings = ExportSettings.from_env()
+    ledger = DeliveryLedger(settings.max_queue_size, endpoint)
+    if _test_exporter is not None:
+        return Pipeline(SettledExporter(_test_exporter, ledger), settings)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=EXPORT_TIMEOUT_S)
+    return Pipeline(OtlpHttpExporter(endpoint, headers, settings, ledger), settings)
 
 
 def flush_all(timeout: float = DEFAULT_FLUSH_TIMEOUT_S) -> bool:
     """Flush every pipeline of the process within ``timeout`` seconds in total."""
     with _lock:
         pipelines = list(_pipelines.values())
-    return run_with_deadline(lambda: all([p.processor.force_flush() for p in pipelines]), timeout)
+    return _flush(pipelines, timeout)
 
 
 def flush_at_exit() -> None:
-    """Give queued spans a short, bounded chance to leave, then stop: exit never hangs."""
-    flush_all(EXIT_FLUSH_TIMEOUT_S)
+    """Give queued spans one bounded last chance to leave, then report what never did.
+
+    The exporters stop waiting between attempts first: a server that is down now will not be back
+    within the exit flush's few seconds, and exit must not hang.
+    """
     with _lock:
         pipelines = list(_pipelines.values())
+    for pipeline in pipelines:
+        pipeline.exporter.stop()
+    _flush(pipelines, max((p.settings.exit_flush_timeout for p in pipelines), default=0.0))
     _close(pipelines)
+    for pipeline in pipelines:
+        pipeline.ledger.summarise()
 
 
 def use_exporter(exporter: SpanExporter | None) -> None:
@@ -132,6 +147,8 @@ def use_exporter(exporter: SpanExporter | None) -> None:
 
 def _close(pipelines: list[Pipeline]) -> None:
     """Stop the export threads, waiting at most CLOSE_TIMEOUT_S (a processor's shutdown may take 30 s)."""
+    for pipeline in pipelines:
+        pipeline.exporter.stop()
     run_with_deadline(lambda: [p.processor.shutdown() for p in pipelines], CLOSE_TIMEOUT_S)
 
 

@@ -178,7 +178,7 @@ class HoneyHiveTracer:
         )
 
     def flush(self, timeout: float | None = None, timeout_millis: float | None = None) -> bool:
-        """Send what is queued; returns within ``timeout`` seconds, True if the queue drained."""
+        """Send what is queued; returns within ``timeout`` seconds, True if all of it was delivered."""
         if self._pipeline is None:
             return False
         return self._pipeline.flush(_seconds(timeout, timeout_millis))
