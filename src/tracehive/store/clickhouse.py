@@ -28,6 +28,8 @@ from tracehive.model import NAMESPACES, Batch, SessionUpdate
 from tracehive.store.base import Row, SessionQuery, StoreFullError
 from tracehive.store.clickhouse_filter import to_clickhouse_sql
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
+from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
+from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import dumps, event_columns
 from tracehive.store.migrations import SCHEMA_TABLE, apply
 
@@ -36,14 +38,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME = pa.timestamp("us", tz="UTC")
 _DISK_FULL_MARKERS = ("NOT_ENOUGH_SPACE", "No space left on device")
 
-_SESSION_COLUMNS = (
-    "project", "session_id", "session_name", "source", "user_id", "start_time", "end_time",
-    "duration_ms", "event_count", "error_count", *NAMESPACES,
-)  # fmt: skip
-_EVENT_COLUMNS = (
-    "project", "event_id", "session_id", "trace_id", "parent_id", "event_type", "event_name",
-    "start_time", "end_time", "duration_ms", "error", *NAMESPACES,
-)  # fmt: skip
 
 # user_id as the DuckDB store derives it in Python (str() of the value): strings as they are,
 # booleans as True/False, numbers as written, null or missing as NULL.

@@ -10,6 +10,16 @@ import pyarrow as pa
 
 from tracehive.model import NAMESPACES, Event
 
+# What the stores answer, in this order: a record's own fields, then its namespaces.
+SESSION_COLUMNS = (
+    "project", "session_id", "session_name", "source", "user_id", "start_time", "end_time",
+    "duration_ms", "event_count", "error_count", *NAMESPACES,
+)  # fmt: skip
+EVENT_COLUMNS = (
+    "project", "event_id", "session_id", "trace_id", "parent_id", "event_type", "event_name",
+    "start_time", "end_time", "duration_ms", "error", *NAMESPACES,
+)  # fmt: skip
+
 
 def dumps(value: Any) -> str:
     """A namespace as JSON text; a missing one is ``{}``."""

@@ -22,6 +22,8 @@ import pyarrow as pa
 from tracehive.filters import SESSION_FIELDS
 from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate, deep_merge
 from tracehive.store.base import Row, SessionQuery, StoreFullError
+from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
+from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import event_columns
 from tracehive.store.duckdb_filter import to_duckdb_sql
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
@@ -45,14 +47,6 @@ CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
 # Version 1 is the schema files made before versioning had; IF NOT EXISTS adopts them as they are.
 MIGRATIONS = (Migration(1, "sessions and events", (SCHEMA,)),)
 
-_SESSION_COLUMNS = (
-    "project", "session_id", "session_name", "source", "user_id", "start_time", "end_time",
-    "duration_ms", "event_count", "error_count", *NAMESPACES,
-)  # fmt: skip
-_EVENT_COLUMNS = (
-    "project", "event_id", "session_id", "trace_id", "parent_id", "event_type", "event_name",
-    "start_time", "end_time", "duration_ms", "error", *NAMESPACES,
-)  # fmt: skip
 _TIME = pa.timestamp("us")
 _DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Disk quota exceeded")
 
