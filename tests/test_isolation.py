@@ -77,6 +77,30 @@ def check_health(client, beta):
     assert set(client.get("/api/v1/health").json()) == {"status", "version", "store"}
 
 
+def check_groups(client, beta):
+    assert client.get("/api/v1/groups", params={"project": "beta", "by": "user_id"}).status_code == 403
+    groups = client.get("/api/v1/groups", params={"by": "user_id"}).json()["groups"]
+    assert [g["value"] for g in groups] == ["user-of-alpha"]
+
+
+def check_timeseries(client, beta):
+    assert client.get("/api/v1/timeseries", params={"project": "beta"}).status_code == 403
+    points = client.get("/api/v1/timeseries", params={"split_by": "user_id"}).json()["points"]
+    assert {p["value"] for p in points} == {"user-of-alpha"}
+
+
+def check_fields(client, beta):
+    assert client.get("/api/v1/fields", params={"project": "beta"}).status_code == 403
+    assert client.get("/api/v1/fields").json()["sample_size"] == 1
+
+
+def check_values(client, beta):
+    params = {"field": "user_properties.user_id"}
+    assert client.get("/api/v1/fields/values", params={**params, "project": "beta"}).status_code == 403
+    values = client.get("/api/v1/fields/values", params=params).json()["values"]
+    assert [v["value"] for v in values] == ['"user-of-alpha"']
+
+
 ROUTES = {
     ("GET", "/api/v1/sessions"): check_sessions,
     ("GET", "/api/v1/sessions/{session_id}"): check_session,
@@ -84,6 +108,10 @@ ROUTES = {
     ("GET", "/api/v1/users"): check_users,
     ("POST", "/v1/traces"): check_ingest,
     ("GET", "/api/v1/health"): check_health,
+    ("GET", "/api/v1/groups"): check_groups,
+    ("GET", "/api/v1/timeseries"): check_timeseries,
+    ("GET", "/api/v1/fields"): check_fields,
+    ("GET", "/api/v1/fields/values"): check_values,
 }
 
 

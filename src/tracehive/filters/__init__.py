@@ -8,7 +8,7 @@ each is ("string", "number", "time", or "json" for a namespace a path can lead i
 from types import MappingProxyType
 
 from tracehive.filters.ast import And, Compare, Exists, Expr, Field, FilterError, Not, Or, Value
-from tracehive.filters.parser import MAX_DEPTH, MAX_LENGTH, parse
+from tracehive.filters.parser import MAX_DEPTH, MAX_LENGTH, format_field, parse, parse_field
 from tracehive.model import NAMESPACES
 
 _NAMESPACE_FIELDS = dict.fromkeys(NAMESPACES, "json")
@@ -44,6 +44,23 @@ EVENT_FIELDS = MappingProxyType(
     }
 )
 
+
+def group_field(text: str) -> Field:
+    """A field sessions can be grouped by: a plain column other than a time, or a key inside a
+    namespace (``user_properties.plan``)."""
+    field = parse_field(text)
+    kind = SESSION_FIELDS.get(field.column)
+    if kind is None:
+        raise FilterError(f"unknown field '{field.column}' (known: {', '.join(SESSION_FIELDS)})", 0)
+    if kind == "time":
+        raise FilterError(f"cannot group by the time '{field.column}'", 0)
+    if kind == "json" and not field.path:
+        raise FilterError(f"group by a key inside '{field.column}', like {field.column}.plan", 0)
+    if kind != "json" and field.path:
+        raise FilterError(f"'{field.column}' is a {kind} and has no sub-fields", 0)
+    return field
+
+
 __all__ = [
     "EVENT_FIELDS",
     "MAX_DEPTH",
@@ -58,5 +75,8 @@ __all__ = [
     "Not",
     "Or",
     "Value",
+    "format_field",
+    "group_field",
     "parse",
+    "parse_field",
 ]

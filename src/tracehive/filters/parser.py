@@ -6,6 +6,7 @@ depends on where it stands: ``0`` after a dot is a list index, after ``=`` it is
 
 from __future__ import annotations
 
+import json
 import re
 
 from tracehive.filters.ast import (
@@ -45,6 +46,24 @@ def parse(text: str) -> Expr | None:
     if not text.strip():
         return None
     return _Parser(text).parse()
+
+
+def parse_field(text: str) -> Field:
+    """Parse a field alone, like ``user_properties.plan``: what group-by and completion take."""
+    parser = _Parser(text[:MAX_LENGTH])
+    field = parser.field(None)
+    if parser.skip() < len(parser.text):
+        raise parser.expected("the end of the field")
+    return field
+
+
+def format_field(column: str, path: tuple[str | int, ...] = ()) -> str:
+    """Write a field the way ``parse_field`` reads it: plain keys bare, any other key quoted."""
+    parts = [column]
+    for key in path:
+        plain = isinstance(key, int) or (_WORD.fullmatch(key) and key.lower() not in _KEYWORDS)
+        parts.append(str(key) if plain else json.dumps(key, ensure_ascii=False))
+    return ".".join(parts)
 
 
 class _Parser:

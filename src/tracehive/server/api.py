@@ -11,11 +11,11 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from tracehive import __version__
-from tracehive.filters import Expr, FilterError, parse
-from tracehive.server import schemas
+from tracehive.filters import Expr, Field, FilterError, group_field, parse, parse_field
+from tracehive.server import fields, schemas
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, readable_projects, state
-from tracehive.store.base import Cursor, Row, SessionQuery
+from tracehive.store.base import Cursor, Row, SessionQuery, TooManyBuckets
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 
@@ -59,7 +59,7 @@ def decode_cursor(text: str | None) -> Cursor | None:
     return Cursor(moment, session_id)
 
 
-def session_query(
+def session_scope(
     who: Principal = Depends(principal),
     project: Annotated[str | None, Query(description="Project name; default: every project the key may read.")] = None,
     filter: Annotated[str | None, Query(description=FILTER_DOC, max_length=4096)] = None,
@@ -67,17 +67,22 @@ def session_query(
         str | None, Query(alias="from", description="Sessions that started at or after. " + TIME_DOC)
     ] = None,
     to: Annotated[str | None, Query(description="Sessions that started before. " + TIME_DOC)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> SessionQuery:
+    """Which sessions a request is about: project, filter and time range."""
     return SessionQuery(
         projects=readable_projects(who, project),
         filter=parse_filter(filter),
         start_from=parse_time(from_, "from"),
         start_to=parse_time(to, "to"),
-        limit=limit,
-        cursor=decode_cursor(cursor),
     )
+
+
+def session_query(
+    scope: SessionQuery = Depends(session_scope),
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> SessionQuery:
+    return replace(scope, limit=limit, cursor=decode_cursor(cursor))
 
 
 def event_tree(events: list[Row]) -> list[Row]:
@@ -91,11 +96,20 @@ def event_tree(events: list[Row]) -> list[Row]:
 
 
 def run_query(request: Request, method: str, *args: Any) -> Any:
-    """Call the store, turning a filter that names unknown fields into a 400."""
+    """Call the store, turning a filter that names unknown fields (or too fine a bucket) into a 400."""
     try:
         return getattr(state(request).store, method)(*args)
     except FilterError as exc:
         raise HTTPException(400, f"filter: {exc}") from None
+    except TooManyBuckets as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def field_param(name: str, text: str, parse_with=group_field) -> Field:
+    try:
+        return parse_with(text)
+    except FilterError as exc:
+        raise HTTPException(400, f"{name}: {exc}") from None
 
 
 @router.get("/health", response_model=schemas.Health, tags=["meta"])
@@ -136,3 +150,53 @@ def get_event(request: Request, event_id: str, project: str | None = None, who: 
 def list_users(request: Request, query: SessionQuery = Depends(session_query)) -> dict:
     """One row per `user_properties.user_id` over the sessions selected, most recently seen first."""
     return {"users": run_query(request, "list_users", query)}
+
+
+GROUP_DOC = "A field to group by: a key inside a namespace (`user_properties.plan`) or a column (`source`)."
+
+
+@router.get("/groups", response_model=schemas.GroupList)
+def group_sessions(
+    request: Request,
+    by: Annotated[str, Query(description=GROUP_DOC, max_length=1024)],
+    query: SessionQuery = Depends(session_scope),
+    limit: Annotated[int, Query(ge=1, le=500, description="At most this many groups, largest first.")] = 50,
+) -> dict:
+    """Sessions grouped by one field: per group, sessions, users, error rate and p50/p95 duration."""
+    field = field_param("by", by)
+    return {"by": by, "groups": run_query(request, "group_sessions", replace(query, limit=limit), field)}
+
+
+@router.get("/timeseries", response_model=schemas.TimeSeries)
+def session_timeseries(
+    request: Request,
+    query: SessionQuery = Depends(session_scope),
+    bucket: Annotated[
+        int | None, Query(ge=1, description="Bucket width in seconds; default: about 60 buckets.")
+    ] = None,
+    split_by: Annotated[str | None, Query(description=GROUP_DOC, max_length=1024)] = None,
+    groups: Annotated[int, Query(ge=1, le=20, description="With `split_by`: how many groups apart.")] = 5,
+) -> dict:
+    """Sessions over time with their p50/p95 duration, optionally one series per group of a field."""
+    field = field_param("split_by", split_by) if split_by else None
+    series = run_query(request, "session_timeseries", query, bucket, field, groups)
+    return {**series, "split_by": split_by}
+
+
+@router.get("/fields", response_model=schemas.FieldList)
+def known_fields(request: Request, query: SessionQuery = Depends(session_scope)) -> dict:
+    """Fields present in the newest sessions the query selects (a bounded sample), for completion."""
+    rows = run_query(request, "list_sessions", replace(query, limit=fields.SAMPLE_SIZE))
+    return {"sample_size": len(rows), "fields": fields.known_fields(rows)}
+
+
+@router.get("/fields/values", response_model=schemas.ValueList)
+def known_values(
+    request: Request,
+    field: Annotated[str, Query(description="A field, like `user_properties.plan`.", max_length=1024)],
+    query: SessionQuery = Depends(session_scope),
+) -> dict:
+    """The most common values of one field in the newest sessions the query selects."""
+    parsed = field_param("field", field, parse_field)
+    rows = run_query(request, "list_sessions", replace(query, limit=fields.SAMPLE_SIZE))
+    return {"sample_size": len(rows), "field": field, "values": fields.top_values(rows, parsed)}

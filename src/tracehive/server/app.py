@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from tracehive import __version__
+from tracehive import __version__, dashboard
 from tracehive.server import api, ingest
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.deps import ServerState, Settings
@@ -67,4 +67,5 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(ingest.router)
     app.include_router(api.router)
+    app.include_router(dashboard.router)
     return app

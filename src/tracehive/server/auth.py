@@ -116,7 +116,10 @@ class KeyRing:
     def lookup(self, key: str) -> Principal | None:
         """The key's owner. Keys are found by the first characters of their digest, then the whole
         digest is compared in constant time, so timing tells nothing about a stored key."""
-        digest = hash_key(key)
+        return self.lookup_digest(hash_key(key))
+
+    def lookup_digest(self, digest: str) -> Principal | None:
+        """The key with this SHA-256, if it is still valid (a dashboard login re-checks it)."""
         with self._lock:
             self._reload()
             stored = self._stored.get(digest[:ID_LENGTH])

@@ -9,6 +9,7 @@ from fastapi import HTTPException, Request
 
 from tracehive.server.auth import KeyRing, Principal, bearer_token
 from tracehive.server.limits import Limits
+from tracehive.server.logins import SESSION_COOKIE, Logins
 from tracehive.store.base import Store
 from tracehive.store.writer import BulkWriter
 
@@ -30,6 +31,10 @@ class ServerState:
     writer: BulkWriter
     keys: KeyRing
     ingest_in_flight: int = 0  # only touched on the event loop
+    logins: Logins = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logins = Logins(self.keys)
 
 
 def state(request: Request) -> ServerState:
@@ -37,8 +42,13 @@ def state(request: Request) -> ServerState:
 
 
 def principal(request: Request) -> Principal:
-    """The caller, from ``Authorization: Bearer KEY``; 401 without a known key."""
+    """The caller, from ``Authorization: Bearer KEY``; 401 without a known key. The dashboard's
+    login cookie stands in for a key on reads only (GET), so a cookie can never write."""
     token = bearer_token(request.headers.get("authorization"))
+    if token is None and request.method in ("GET", "HEAD"):
+        found = state(request).logins.find(request.cookies.get(SESSION_COOKIE))
+        if found is not None:
+            return found[0]
     if token is None:
         raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip

@@ -72,7 +72,13 @@ class SessionPage(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last.")
 
 
-class User(BaseModel):
+class _Stats(BaseModel):
+    error_rate: float = Field(description="Share of the sessions with at least one error, 0 to 1.")
+    p50_ms: float | None = Field(None, description="Median session duration.")
+    p95_ms: float | None = None
+
+
+class User(_Stats):
     user_id: str
     session_count: int
     event_count: int
@@ -84,6 +90,53 @@ class User(BaseModel):
 
 class UserList(BaseModel):
     users: list[User]
+
+
+class Group(_Stats):
+    value: Any = Field(description="The field's value in this group (JSON); null when missing.")
+    missing: bool = Field(description="The sessions of this group do not have the field.")
+    sessions: int
+    users: int
+
+
+class GroupList(BaseModel):
+    by: str
+    groups: list[Group]
+
+
+class Point(_Stats):
+    time: str = Field(description="Start of the bucket, ISO 8601, UTC.")
+    sessions: int
+    value: Any = Field(None, description="With `split_by`: the group's value.")
+    missing: bool | None = None
+    other: bool | None = Field(None, description="With `split_by`: the groups beyond the largest, together.")
+
+
+class TimeSeries(BaseModel):
+    bucket_seconds: int
+    split_by: str | None = None
+    points: list[Point]
+
+
+class KnownField(BaseModel):
+    field: str = Field(description="A field as the filter language writes it.")
+    count: int = Field(description="Sessions of the sample that have it.")
+
+
+class FieldList(BaseModel):
+    sample_size: int = Field(description="How many of the newest sessions were looked at.")
+    fields: list[KnownField]
+
+
+class KnownValue(BaseModel):
+    value: str = Field(description='A value as the filter language writes it: `"premium"`, `true`, `25`.')
+    count: int
+
+
+class ValueList(BaseModel):
+    sample_size: int
+    field: str
+    values: list[KnownValue]
 
 
 class Error(BaseModel):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from tracehive.filters import Expr
+from tracehive.filters import Expr, Field
 from tracehive.model import Batch
 
 Row = dict[str, Any]
@@ -18,6 +18,27 @@ Row = dict[str, Any]
 
 class StoreFullError(RuntimeError):
     """The store cannot take more data (for example the disk is full)."""
+
+
+class TooManyBuckets(ValueError):
+    """A time series would have more buckets than a chart can use."""
+
+
+MAX_BUCKETS = 500
+TARGET_BUCKETS = 60
+_NICE_BUCKETS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+
+
+def bucket_seconds(first: datetime | None, last: datetime | None, requested: int | None) -> int:
+    """The bucket width for a series spanning ``first``..``last``: ``requested`` if it gives at most
+    MAX_BUCKETS buckets, else (when None) a round width giving about TARGET_BUCKETS."""
+    span = 0.0 if first is None or last is None else max((last - first).total_seconds(), 0.0)
+    if requested is not None:
+        if span / requested > MAX_BUCKETS:
+            raise TooManyBuckets(f"bucket: {requested} s over {span:.0f} s makes more than {MAX_BUCKETS} buckets")
+        return requested
+    wanted = span / TARGET_BUCKETS
+    return next((b for b in _NICE_BUCKETS if b >= wanted), max(_NICE_BUCKETS[-1], int(span / MAX_BUCKETS) + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,5 +73,17 @@ class Store(Protocol):
 
     def list_users(self, query: SessionQuery) -> list[Row]:
         """One row per ``user_properties.user_id`` over the sessions the query selects."""
+
+    def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
+        """Per value of ``by`` (a plain column or a key inside a namespace) over the sessions the query
+        selects, the ``query.limit`` largest groups: ``value`` (``missing`` when absent), ``sessions``,
+        ``users``, ``error_rate`` (share of sessions with an error), ``p50_ms``, ``p95_ms``."""
+
+    def session_timeseries(
+        self, query: SessionQuery, bucket: int | None = None, split_by: Field | None = None, max_groups: int = 5
+    ) -> Row:
+        """Sessions per time bucket: ``{"bucket_seconds", "points"}``; each point has ``time``
+        (bucket start), ``sessions``, ``p50_ms``, ``p95_ms``, and with ``split_by`` the group's
+        ``value``/``missing``, the ``max_groups`` largest groups apart and the rest with ``other``."""
 
     def close(self) -> None: ...

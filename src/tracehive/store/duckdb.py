@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,13 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from tracehive.filters import SESSION_FIELDS
+from tracehive.filters import SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate, deep_merge
-from tracehive.store.base import Row, SessionQuery, StoreFullError
+from tracehive.store.base import Row, SessionQuery, StoreFullError, bucket_seconds
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import event_columns
-from tracehive.store.duckdb_filter import to_duckdb_sql
+from tracehive.store.duckdb_filter import json_pointer, quote_column, to_duckdb_sql
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
 
 _NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
@@ -48,6 +49,13 @@ CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
 MIGRATIONS = (Migration(1, "sessions and events", (SCHEMA,)),)
 
 _TIME = pa.timestamp("us")
+# Per-group figures shared by the users, group-by and time-series queries.
+_STATS = (
+    "count(*) AS sessions, avg(CASE WHEN error_count > 0 THEN 1.0 ELSE 0.0 END) AS error_rate, "
+    "quantile_cont(duration_ms, [0.5, 0.95]) AS quantiles"
+)
+# How many of the newest sessions a filtered listing looks at first (see list_sessions).
+_FIRST_SCAN_DEPTH = 2000
 _DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Disk quota exceeded")
 
 
@@ -77,6 +85,23 @@ def _project_clause(projects: tuple[str, ...] | None, params: list[Any], alias: 
         return "TRUE"
     params.append(list(projects))
     return f"{alias}project IN (SELECT unnest(?))"
+
+
+def _group_key(field: Field) -> tuple[str, list[Any]]:
+    """SQL giving the JSON text of ``field`` (NULL when absent), and its parameters."""
+    column = quote_column(field.column)
+    if SESSION_FIELDS[field.column] == "json":
+        return f"CAST(json_extract({column}, ?) AS VARCHAR)", [json_pointer(field.path)]
+    return f"CAST(to_json({column}) AS VARCHAR)", []
+
+
+def _group_value(text: str | None) -> Row:
+    return {"value": None if text is None else orjson.loads(text), "missing": text is None}
+
+
+def _stats(error_rate: float | None, quantiles: list[float] | None) -> Row:
+    p50, p95 = quantiles or (None, None)
+    return {"error_rate": float(error_rate or 0.0), "p50_ms": p50, "p95_ms": p95}
 
 
 class _SessionState:
@@ -252,18 +277,42 @@ class DuckDBStore:
         return " AND ".join(clauses)
 
     def list_sessions(self, query: SessionQuery) -> list[Row]:
+        """Newest first. A filter is evaluated only over the newest sessions first: the scan is
+        bounded below by the start time of the N-th newest session (N growing 8x per round) and
+        stops as soon as a page is full. Rows older than that bound are older than every row kept,
+        so the page is the same as one full scan would give, at a fraction of the JSON parsing."""
         params: list[Any] = []
         where = self._session_where(query, params)
         if query.cursor is not None:
             where += " AND (start_time < ? OR (start_time = ? AND session_id < ?))"
             params += [query.cursor.start_time, query.cursor.start_time, query.cursor.session_id]
-        params.append(query.limit)
-        result = self._cursor().execute(
-            f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE {where} "
-            "ORDER BY start_time DESC NULLS LAST, session_id DESC LIMIT ?",
-            params,
-        )
-        return [_row(_SESSION_COLUMNS, values) for values in result.fetchall()]
+        cursor = self._cursor()
+        depth = _FIRST_SCAN_DEPTH if query.filter is not None else None
+        while True:
+            bound = self._nth_newest_start(cursor, query, depth) if depth is not None else None
+            sql = f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE {where}"
+            if bound is not None:
+                sql += " AND start_time >= ?"
+            sql += " ORDER BY start_time DESC NULLS LAST, session_id DESC LIMIT ?"
+            rows = cursor.execute(sql, [*params, *([bound] if bound is not None else []), query.limit]).fetchall()
+            if bound is None or len(rows) >= query.limit:
+                return [_row(_SESSION_COLUMNS, values) for values in rows]
+            depth *= 8
+
+    def _nth_newest_start(self, cursor: duckdb.DuckDBPyConnection, query: SessionQuery, depth: int) -> Any:
+        """The start time of the ``depth``-th newest session the query may see, ignoring its
+        filter; None when there are not that many (then the whole table is scanned)."""
+        params: list[Any] = []
+        where = self._session_where(replace(query, filter=None), params)
+        if query.cursor is not None:
+            where += " AND start_time <= ?"
+            params.append(query.cursor.start_time)
+        found = cursor.execute(
+            f"SELECT start_time FROM sessions WHERE {where} AND start_time IS NOT NULL "
+            "ORDER BY start_time DESC LIMIT 1 OFFSET ?",
+            [*params, depth - 1],
+        ).fetchone()
+        return None if found is None else found[0]
 
     def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
         cursor = self._cursor()
@@ -276,10 +325,18 @@ class DuckDBStore:
         if found is None:
             return None
         session = _row(_SESSION_COLUMNS, found)
+        # Every event of a session lies within the session's time span (kept at write time), and
+        # events are stored roughly in time order, so the span lets the scan skip most row groups.
+        params = [session["project"], session_id]
+        start, end = found[_SESSION_COLUMNS.index("start_time")], found[_SESSION_COLUMNS.index("end_time")]
+        span = ""
+        if start is not None and end is not None:
+            span = " AND start_time BETWEEN ? AND ?"
+            params += [start, end]
         events = cursor.execute(
-            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE project = ? AND session_id = ? "
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE project = ? AND session_id = ?{span} "
             "ORDER BY start_time, event_id",
-            [session["project"], session_id],
+            params,
         ).fetchall()
         session["events"] = [_row(_EVENT_COLUMNS, values) for values in events]
         return session
@@ -298,16 +355,21 @@ class DuckDBStore:
         params: list[Any] = []
         where = self._session_where(query, params)
         params.append(query.limit)
+        # Two steps: pick the page of users by when they were last seen (a cheap aggregate), then
+        # compute the costly parts (latest properties, counts) for those users only.
         result = self._cursor().execute(
-            "SELECT user_id, count(*) AS session_count, sum(event_count) AS event_count, "
+            "WITH page AS (SELECT user_id, max(end_time) AS last_seen "
+            f"FROM sessions WHERE user_id IS NOT NULL AND {where} "
+            "GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id LIMIT ?) "
+            f"SELECT user_id, {_STATS}, sum(event_count) AS event_count, "
             "sum(error_count) AS error_count, min(start_time) AS first_seen, max(end_time) AS last_seen, "
             "arg_max(user_properties, start_time) AS user_properties "
-            f"FROM sessions WHERE user_id IS NOT NULL AND {where} "
-            "GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id LIMIT ?",
-            params,
+            f"FROM sessions WHERE user_id IN (SELECT user_id FROM page) AND {where} "
+            "GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id",
+            params + params[:-1],
         )
         users = []
-        for user_id, sessions, events, errors, first, last, props in result.fetchall():
+        for user_id, sessions, error_rate, quantiles, events, errors, first, last, props in result.fetchall():
             users.append(
                 {
                     "user_id": user_id,
@@ -317,6 +379,51 @@ class DuckDBStore:
                     "first_seen": _iso(first),
                     "last_seen": _iso(last),
                     "user_properties": orjson.loads(props) if props else {},
+                    **_stats(error_rate, quantiles),
                 }
             )
         return users
+
+    def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
+        key, params = _group_key(by)
+        where = self._session_where(query, params)
+        params.append(query.limit)
+        result = self._cursor().execute(
+            f"SELECT {key} AS g, {_STATS}, count(DISTINCT user_id) AS users FROM sessions WHERE {where} "
+            "GROUP BY g ORDER BY sessions DESC, g NULLS LAST LIMIT ?",
+            params,
+        )
+        return [
+            {**_group_value(g), "sessions": n, "users": users, **_stats(rate, quantiles)}
+            for g, n, rate, quantiles, users in result.fetchall()
+        ]
+
+    def session_timeseries(
+        self, query: SessionQuery, bucket: int | None = None, split_by: Field | None = None, max_groups: int = 5
+    ) -> Row:
+        cursor = self._cursor()
+        span_params: list[Any] = []
+        where = self._session_where(query, span_params)
+        first, last = cursor.execute(f"SELECT min(start_time), max(start_time) FROM sessions WHERE {where}",
+                                     span_params).fetchone()  # fmt: skip
+        width = bucket_seconds(first, last, bucket)
+        key, params = _group_key(split_by) if split_by is not None else ("NULL", [])
+        where = self._session_where(query, params)
+        params += [max_groups, width]
+        result = cursor.execute(
+            f"WITH base AS (SELECT start_time, duration_ms, error_count, {key} AS g FROM sessions "
+            f"WHERE start_time IS NOT NULL AND {where}), "
+            "top AS (SELECT g, TRUE AS kept FROM base GROUP BY g ORDER BY count(*) DESC, g NULLS LAST LIMIT ?) "
+            "SELECT time_bucket(to_seconds(?), start_time, TIMESTAMP '1970-01-01') AS t, "
+            f"CASE WHEN top.kept THEN base.g END AS group_key, top.kept IS NULL AS other, {_STATS} "
+            "FROM base LEFT JOIN top ON base.g IS NOT DISTINCT FROM top.g "
+            "GROUP BY ALL ORDER BY t, other, group_key NULLS LAST",
+            params,
+        )
+        points = []
+        for t, g, other, n, rate, quantiles in result.fetchall():
+            point = {"time": _iso(t), "sessions": n, **_stats(rate, quantiles)}
+            if split_by is not None:
+                point.update({"value": None, "missing": False} if other else _group_value(g), other=other)
+            points.append(point)
+        return {"bucket_seconds": width, "points": points}

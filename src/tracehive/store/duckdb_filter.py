@@ -67,7 +67,7 @@ def _compile(expr: Expr, fields: Mapping[str, str]) -> _Sql:
     if isinstance(expr, Not):
         return _sql("(NOT {x})", x=_compile(expr.item, fields))
     kind = _kind(expr.field, fields)
-    column = _Sql('"' + expr.field.column.replace('"', '""') + '"')
+    column = _Sql(quote_column(expr.field.column))
     if isinstance(expr, Exists):
         if kind == "json" and expr.field.path:
             return _sql("COALESCE(json_exists({c}, {p}), FALSE)", c=column, p=_pointer(expr.field.path))
@@ -106,9 +106,17 @@ def _kind(field: Field, fields: Mapping[str, str]) -> str:
     return kind
 
 
+def json_pointer(path: tuple[str | int, ...]) -> str:
+    """A JSON pointer (RFC 6901); '~' and '/' in keys are escaped as '~0', '~1'."""
+    return "".join("/" + str(key).replace("~", "~0").replace("/", "~1") for key in path)
+
+
+def quote_column(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _pointer(path: tuple[str | int, ...]) -> _Sql:
-    """A JSON pointer (RFC 6901) as a parameter; '~' and '/' in keys are escaped as '~0', '~1'."""
-    return _param("".join("/" + str(key).replace("~", "~0").replace("/", "~1") for key in path))
+    return _param(json_pointer(path))
 
 
 # --- JSON values: the JSON type must match the literal's type --------------------------------

@@ -1,0 +1,125 @@
+"""Line charts as plain SVG geometry, drawn by a template: no chart library, no script."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tracehive.dashboard.render import duration, literal
+from tracehive.store.base import Row
+
+WIDTH, HEIGHT = 640, 170
+LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 22
+MAX_SERIES = 6  # one colour class each in the stylesheet
+
+
+@dataclass
+class Line:
+    label: str
+    colour: int
+    segments: list[list[tuple[float, float]]]  # (x, y) runs, split where data is missing
+    dashed: bool = False
+
+
+@dataclass
+class Chart:
+    title: str
+    lines: list[Line] = field(default_factory=list)
+    y_ticks: list[tuple[float, str]] = field(default_factory=list)
+    x_ticks: list[tuple[float, str]] = field(default_factory=list)
+    width: int = WIDTH
+    height: int = HEIGHT
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines
+
+
+def group_label(point: Row) -> str:
+    if point.get("other"):
+        return "(other)"
+    if point.get("missing"):
+        return "(missing)"
+    value = point.get("value")
+    return value if isinstance(value, str) else literal(value)
+
+
+def _buckets(points: list[Row], width_s: int) -> list[datetime]:
+    times = sorted({p["time"] for p in points})
+    if not times:
+        return []
+    first, last = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (times[0], times[-1]))
+    count = int((last - first).total_seconds() // width_s) + 1
+    return [first + timedelta(seconds=width_s * i) for i in range(count)]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _x(i: int, n: int) -> float:
+    return LEFT + (WIDTH - LEFT - RIGHT) * (i / (n - 1) if n > 1 else 0.5)
+
+
+def _y(value: float, top: float) -> float:
+    return TOP + (HEIGHT - TOP - BOTTOM) * (1 - value / top if top else 1)
+
+
+def _segments(values: list[float | None], top: float) -> list[list[tuple[float, float]]]:
+    """Runs of points with data; a run of one point is drawn as a dot."""
+    segments: list[list[tuple[float, float]]] = [[]]
+    for i, value in enumerate(values):
+        if value is None:
+            segments.append([])
+        else:
+            segments[-1].append((round(_x(i, len(values)), 1), round(_y(value, top), 1)))
+    return [s for s in segments if s]
+
+
+def _nice_top(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    step = 10 ** len(str(int(value))) / 10
+    for factor in (1, 2, 2.5, 5, 10):
+        if step * factor >= value:
+            return step * factor
+    return value
+
+
+def _x_ticks(buckets: list[datetime], width_s: int) -> list[tuple[float, str]]:
+    fmt = "%H:%M" if width_s < 3600 else ("%m-%d %H:%M" if width_s < 86400 else "%Y-%m-%d")
+    n = len(buckets)
+    picks = sorted({0, n // 2, n - 1}) if n else []
+    return [(_x(i, n), buckets[i].strftime(fmt)) for i in picks]
+
+
+def time_charts(series: Row, *, split: bool) -> tuple[Chart, Chart]:
+    """From a ``/timeseries`` answer: sessions over time, and p50 (solid) / p95 (dashed) duration."""
+    points: list[Row] = series["points"]
+    width_s = series["bucket_seconds"]
+    buckets = _buckets(points, width_s)
+    by_group: dict[str, dict[str, Row]] = {}
+    for point in points:
+        label = group_label(point) if split else "sessions"
+        by_group.setdefault(label, {})[point["time"]] = point
+    keys = [_iso(b) for b in buckets]
+    counts_chart, duration_chart = Chart("Sessions over time"), Chart("Duration p50 / p95 over time")
+    count_top = _nice_top(max((p["sessions"] for p in points), default=0))
+    ms_top = _nice_top(max((p["p95_ms"] or 0 for p in points), default=0))
+    for colour, (label, found) in enumerate(list(by_group.items())[:MAX_SERIES]):
+        counts = [found[k]["sessions"] if k in found else 0 for k in keys]
+        counts_chart.lines.append(Line(label, colour, _segments(counts, count_top)))
+        for name, dashed in (("p50_ms", False), ("p95_ms", True)):
+            values = [found[k][name] if k in found else None for k in keys]
+            title = f"{label} {name[:3]}" if split else name[:3]
+            line_colour = colour if split else int(dashed)
+            duration_chart.lines.append(Line(title, line_colour, _segments(values, ms_top), dashed))
+    for chart, top, fmt in ((counts_chart, count_top, _count), (duration_chart, ms_top, duration)):
+        chart.y_ticks = [(_y(top * f, top), fmt(top * f)) for f in (0, 0.5, 1)]
+        chart.x_ticks = _x_ticks(buckets, width_s)
+    return counts_chart, duration_chart
+
+
+def _count(value: Any) -> str:
+    return f"{value:g}"

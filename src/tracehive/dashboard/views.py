@@ -1,0 +1,140 @@
+"""The state of a dashboard view, read from and written back to its URL, so a link shows a
+colleague the same thing; and the small reshaping pages need (tables, the event timeline)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+
+from tracehive.dashboard.render import literal
+from tracehive.server import api
+from tracehive.server.auth import Principal
+from tracehive.store.base import Row, SessionQuery
+
+RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(days=1),
+          "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}  # fmt: skip
+PARAMS = ("project", "filter", "range", "from", "to", "cols", "split", "by")
+MAX_COLUMNS = 3
+# Where LLM usage is usually recorded, most specific first.
+TOKEN_KEYS = ("total_tokens", "tokens")
+COST_KEYS = ("cost", "total_cost")
+SECTION_TITLES = {
+    "inputs": "Inputs",
+    "outputs": "Outputs",
+    "user_properties": "User Properties",
+    "metadata": "Metadata",
+    "metrics": "Metrics",
+    "feedback": "Feedback",
+    "config": "Config",
+}
+
+
+@dataclass
+class View:
+    """The query string of a dashboard page, as the page understands it."""
+
+    values: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_request(cls, request: Request) -> View:
+        return cls({k: request.query_params[k].strip() for k in PARAMS if request.query_params.get(k, "").strip()})
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default)
+
+    @property
+    def range(self) -> str:
+        chosen = self.get("range", "all")
+        return chosen if chosen in RANGES else "all"
+
+    @property
+    def columns(self) -> list[str]:
+        return [c.strip() for c in self.get("cols").split(",") if c.strip()][:10]
+
+    def url(self, path: str, **changes: str | None) -> str:
+        """This view's URL on ``path`` with some parameters changed (None removes one)."""
+        merged = {**self.values, **changes}
+        query = urlencode({k: v for k, v in merged.items() if v})
+        return f"{path}?{query}" if query else path
+
+    def scope(self, who: Principal) -> SessionQuery:
+        """The sessions the view is about; 4xx ``HTTPException`` on a bad filter or time."""
+        start = self.get("from")
+        delta = RANGES[self.range]
+        if not start and delta is not None:
+            start = datetime.now(UTC).replace(tzinfo=None) - delta
+            start = start.isoformat()
+        return api.session_scope(who=who, project=self.get("project") or None, filter=self.get("filter"),
+                                 from_=start or None, to=self.get("to") or None)  # fmt: skip
+
+
+def pick_columns(view: View, sessions: list[Row]) -> list[str]:
+    """User property columns: the ones the URL names, else the commonest on the page."""
+    if view.columns:
+        return view.columns
+    counts = Counter(k for s in sessions for k in s["user_properties"] if k != "user_id")
+    return [key for key, _ in counts.most_common(MAX_COLUMNS)]
+
+
+def usage(row: Row, names: tuple[str, ...]) -> float | None:
+    """A usage figure (tokens, cost) from metrics or metadata, where the app recorded one."""
+    for namespace in ("metrics", "metadata"):
+        for name in names:
+            value = row[namespace].get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return value
+    return None
+
+
+def with_usage(sessions: list[Row]) -> list[Row]:
+    return [{**s, "tokens": usage(s, TOKEN_KEYS), "cost": usage(s, COST_KEYS)} for s in sessions]
+
+
+def _ns(iso: str | None) -> float | None:
+    return None if not iso else datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def timeline(session: Row, limit: int) -> list[Row]:
+    """The event tree depth first, each event with its depth and its bar (left and width in
+    percent of the session's span)."""
+    flat: list[Row] = []
+    stack = [(node, 0) for node in reversed(session["events"])]
+    while stack and len(flat) < limit:
+        node, depth = stack.pop()
+        flat.append({**node, "depth": depth})
+        stack.extend((child, depth + 1) for child in reversed(node["children"]))
+    starts = [t for t in (_ns(e["start_time"]) for e in flat) if t is not None]
+    ends = [t for t in (_ns(e["end_time"]) for e in flat) if t is not None]
+    first = min(starts + [t for t in [_ns(session["start_time"])] if t is not None], default=0.0)
+    last = max(ends + [t for t in [_ns(session["end_time"])] if t is not None], default=first)
+    span = max(last - first, 1e-9)
+    for event in flat:
+        start = _ns(event["start_time"]) or first
+        end = max(_ns(event["end_time"]) or start, start)
+        event["bar_left"] = round((start - first) / span * 100, 3)
+        event["bar_width"] = max(round((end - start) / span * 100, 3), 0.3)
+    return flat
+
+
+def sections(item: Row) -> list[tuple[str, Any]]:
+    """The detail sections of a session or event, in the order the page shows them."""
+    shown = [(SECTION_TITLES[ns], item.get(ns) or {}) for ns in SECTION_TITLES]
+    return [*shown, ("Error", item.get("error"))] if "error" in item else shown
+
+
+def group_filter(by: str, group: Row) -> str | None:
+    """A filter that selects one group's sessions (None for a group of objects or lists)."""
+    if group.get("other"):
+        return None
+    if group["missing"]:
+        return f"not {by} exists"
+    return None if isinstance(group["value"], dict | list) else f"{by} = {literal(group['value'])}"
+
+
+def and_filter(current: str, extra: str) -> str:
+    return f"({current}) and {extra}" if current else extra
