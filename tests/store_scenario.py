@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from tracehive.filters import parse
+from tracehive.filters import Field, parse
 from tracehive.model import Batch, Event, SessionUpdate, empty_namespaces
 from tracehive.store.base import Cursor, SessionQuery
 
@@ -122,4 +122,17 @@ QUESTIONS: dict[str, Callable[[Any], Any]] = {
     "users": lambda s: s.list_users(SessionQuery(projects=ALL)),
     "users of one project": lambda s: s.list_users(SessionQuery(projects=WEB)),
     "users filtered": lambda s: s.list_users(SessionQuery(projects=ALL, filter=parse('user_properties.plan = "free"'))),
+    "groups by a nested key": lambda s: s.group_sessions(
+        SessionQuery(projects=ALL), Field("user_properties", ("prefs", "theme"))
+    ),
+    "groups by a typed key": lambda s: s.group_sessions(
+        SessionQuery(projects=ALL), Field("user_properties", ("user_id",))
+    ),
+    "groups by a column": lambda s: s.group_sessions(SessionQuery(projects=WEB, limit=2), Field("source")),
+    "groups by a number": lambda s: s.group_sessions(SessionQuery(projects=ALL), Field("event_count")),
+    "time series": lambda s: s.session_timeseries(SessionQuery(projects=ALL)),
+    "time series by day": lambda s: s.session_timeseries(SessionQuery(projects=WEB), bucket=86_400),
+    "time series split": lambda s: s.session_timeseries(
+        SessionQuery(projects=ALL), bucket=86_400, split_by=Field("user_properties", ("plan",)), max_groups=1
+    ),
 }

@@ -35,6 +35,10 @@ def test_seed_example_through_a_clickhouse_backed_server(tmp_path, monkeypatch):
         assert event["inputs"] == {"query": "best hiking boots", "user_id": "user_12345"}
         (user,) = server.get("/api/v1/users", project=project)["users"]
         assert (user["user_id"], user["session_count"], user["event_count"]) == ("user_12345", 1, 1)
+        (group,) = server.get("/api/v1/groups", project=project, by="user_properties.plan")["groups"]
+        assert (group["value"], group["sessions"], group["users"]) == ("premium", 1, 1)
+        series = server.get("/api/v1/timeseries", project=project, split_by="user_properties.is_beta")
+        assert [(p["value"], p["sessions"]) for p in series["points"]] == [(True, 1)]
     finally:
         server.stop()
 

@@ -12,6 +12,7 @@ ClickHouse engine in-process (``chdb://``), both through a clickhouse-connect cl
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,10 +24,10 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from tracehive.filters import SESSION_FIELDS
+from tracehive.filters import SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, Batch, SessionUpdate
-from tracehive.store.base import Row, SessionQuery, StoreFullError
-from tracehive.store.clickhouse_filter import to_clickhouse_sql
+from tracehive.store.base import Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.clickhouse_filter import json_path_sql, quote, to_clickhouse_sql
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
@@ -45,6 +46,12 @@ _USER_ID = (
     "multiIf(JSONType(user_properties, 'user_id') = 'String', JSONExtractString(user_properties, 'user_id'),"
     " JSONType(user_properties, 'user_id') = 'Bool', if(JSONExtractBool(user_properties, 'user_id'), 'True', 'False'),"
     " JSONType(user_properties, 'user_id') = 'Null', NULL, JSONExtractRaw(user_properties, 'user_id'))"
+)
+# Per-group figures shared by the users, group-by and time-series queries (as the DuckDB store's:
+# quantileExactInclusive interpolates like DuckDB's quantile_cont).
+_STATS = (
+    "count() AS n_sessions, avg(if(error_count > 0, 1.0, 0.0)) AS error_rate,"
+    " quantilesExactInclusive(0.5, 0.95)(duration_ms) AS quantiles"
 )
 _FOLDS = ", ".join(
     f"arrayFold((acc, u) -> JSONMergePatch(acc, u.{n}), _updates, '{{}}') AS {ns}"
@@ -67,15 +74,32 @@ def _session_view(db: str, where: str) -> str:
     )
 
 
-def _quote(identifier: str) -> str:
-    return "`" + identifier.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat() + "Z"
+
+
+def _stats(error_rate: float | None, quantiles: list[float] | None) -> Row:
+    """ClickHouse's quantiles of no durations are NaN where DuckDB's are NULL."""
+    p50, p95 = (None if math.isnan(q) else q for q in quantiles) if quantiles else (None, None)
+    return {"error_rate": float(error_rate or 0.0), "p50_ms": p50, "p95_ms": p95}
+
+
+def _group_key(field: Field) -> tuple[str, dict[str, Any]]:
+    """SQL giving the JSON text of ``field`` (NULL when absent), and its parameters."""
+    if SESSION_FIELDS[field.column] == "json":
+        raw, params = json_path_sql(field.column, field.path, "g")
+        return f"nullIf({raw}, '')", params
+    column = quote(field.column)
+    if SESSION_FIELDS[field.column] == "string":
+        return f"if({column} IS NULL, NULL, toJSONString({column}))", {}
+    return f"toString({column})", {}
+
+
+def _group_value(text: str | None) -> Row:
+    return {"value": None if text is None else orjson.loads(text), "missing": text is None}
 
 
 def _micros(value: datetime) -> int:
@@ -106,7 +130,7 @@ class ClickHouseStore:
     def __init__(self, client: Client, database: str = DEFAULT_DATABASE) -> None:
         self._client = client
         self.database = database
-        self._db = _quote(database)
+        self._db = quote(database)
         self._lock = threading.Lock()
         self._next_version = 0
         self._migrate()
@@ -236,7 +260,7 @@ class ClickHouseStore:
         view = _session_view(self._db, _project_clause(query.projects, params))
         where = self._session_where(query, params)
         rows = self._select(
-            "SELECT user_id, count() AS session_count, sum(event_count), sum(error_count),"
+            f"SELECT user_id, {_STATS}, sum(event_count), sum(error_count),"
             " min(start_time) AS first_seen, max(end_time) AS last_seen, argMax(user_properties, start_time)"
             f" FROM ({view}) WHERE user_id IS NOT NULL AND {where}"
             " GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id LIMIT {limit:UInt32}",
@@ -251,9 +275,53 @@ class ClickHouseStore:
                 "first_seen": _iso(first),
                 "last_seen": _iso(last),
                 "user_properties": orjson.loads(props) if props else {},
+                **_stats(rate, quantiles),
             }
-            for user_id, sessions, events, errors, first, last, props in rows
+            for user_id, sessions, rate, quantiles, events, errors, first, last, props in rows
         ]
+
+    def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
+        key, params = _group_key(by)
+        params["limit"] = query.limit
+        view = _session_view(self._db, _project_clause(query.projects, params))
+        where = self._session_where(query, params)
+        rows = self._select(
+            f"SELECT {key} AS g, {_STATS}, uniqExact(user_id) AS users FROM ({view}) WHERE {where}"
+            " GROUP BY g ORDER BY n_sessions DESC, g ASC NULLS LAST LIMIT {limit:UInt32}",
+            params,
+        )
+        return [
+            {**_group_value(g), "sessions": n, "users": users, **_stats(rate, quantiles)}
+            for g, n, rate, quantiles, users in rows
+        ]
+
+    def session_timeseries(
+        self, query: SessionQuery, bucket: int | None = None, split_by: Field | None = None, max_groups: int = 5
+    ) -> Row:
+        key, params = _group_key(split_by) if split_by is not None else ("NULL", {})
+        view = _session_view(self._db, _project_clause(query.projects, params))
+        where = self._session_where(query, params)
+        ((first, last),) = self._select(f"SELECT min(start_time), max(start_time) FROM ({view}) WHERE {where}", params)
+        width = bucket_seconds(first, last, bucket)
+        params.update(groups=max_groups, width_us=width * 1_000_000)
+        # transform_null_in: a group whose value is missing (NULL) can be one of the largest too.
+        rows = self._select(
+            f"WITH base AS (SELECT start_time, duration_ms, error_count, {key} AS g FROM ({view})"
+            f" WHERE start_time IS NOT NULL AND {where}),"
+            " top AS (SELECT g FROM base GROUP BY g ORDER BY count() DESC, g ASC NULLS LAST LIMIT {groups:UInt32})"
+            " SELECT fromUnixTimestamp64Micro(intDiv(toUnixTimestamp64Micro(start_time), {width_us:Int64})"
+            " * {width_us:Int64}, 'UTC') AS t, g IN (SELECT g FROM top) AS kept, if(kept, g, NULL) AS group_key,"
+            f" NOT kept AS other, {_STATS} FROM base GROUP BY t, kept, group_key"
+            " ORDER BY t, other, group_key NULLS LAST SETTINGS transform_null_in = 1",
+            params,
+        )
+        points = []
+        for t, _, g, other, n, rate, quantiles in rows:
+            point = {"time": _iso(t), "sessions": n, **_stats(rate, quantiles)}
+            if split_by is not None:
+                point.update({"value": None, "missing": False} if other else _group_value(g), other=bool(other))
+            points.append(point)
+        return {"bucket_seconds": width, "points": points}
 
 
 def open_clickhouse(url: str) -> ClickHouseStore:

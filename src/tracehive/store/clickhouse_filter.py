@@ -44,6 +44,11 @@ def to_clickhouse_sql(expr: Expr | None, fields: Mapping[str, str], prefix: str 
     return bind(_compile(expr, fields), prefix)
 
 
+def json_path_sql(column: str, path: tuple[str | int, ...], prefix: str) -> tuple[str, dict[str, Any]]:
+    """The raw JSON at ``path`` inside the JSON text column ``column`` ('' when absent)."""
+    return bind(_json_path(_Sql(quote(column)), path), prefix)
+
+
 def bind(fragment: _Sql, prefix: str) -> tuple[str, dict[str, Any]]:
     """Turn the ``?`` placeholders of a fragment into named, typed ClickHouse parameters. Equal
     values share a name, so a fragment used twice stays one expression that ClickHouse computes once."""
@@ -67,6 +72,11 @@ class _Index(int):
     """A list position in a JSON path: JSON functions want a plain integer type there."""
 
 
+def quote(name: str) -> str:
+    """A ClickHouse identifier, quoted."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
 def _param_type(value: Any) -> str:
     if isinstance(value, _Index):
         return "UInt32"
@@ -87,7 +97,7 @@ def _compile(expr: Expr, fields: Mapping[str, str]) -> _Sql:
     if isinstance(expr, Not):
         return _sql("(NOT {x})", x=_compile(expr.item, fields))
     kind = _kind(expr.field, fields)
-    column = _Sql("`" + expr.field.column.replace("\\", "\\\\").replace("`", "\\`") + "`")
+    column = _Sql(quote(expr.field.column))
     if isinstance(expr, Exists):
         if kind == "json" and expr.field.path:
             return _sql("({v} != '')", v=_json_path(column, expr.field.path))
