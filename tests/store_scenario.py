@@ -13,7 +13,7 @@ from typing import Any
 
 from tracehive.filters import Field, parse
 from tracehive.model import Batch, Event, SessionUpdate, empty_namespaces
-from tracehive.store.base import Cursor, SessionQuery
+from tracehive.store.base import Cursor, EventQuery, SessionQuery
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in nanoseconds
 SECOND = 1_000_000_000
@@ -75,6 +75,7 @@ BATCHES: list[Batch] = [
 ]
 
 ALL = None
+EVENT_FILTER = parse('metadata.model = "gpt-4o" or error exists or outputs.answer = null')
 WEB = ("web",)
 
 
@@ -119,6 +120,8 @@ QUESTIONS: dict[str, Callable[[Any], Any]] = {
     "session enrichment only": lambda s: s.get_session("s-only", WEB),
     "event": lambda s: s.get_event("e2", ALL),
     "event with null output": lambda s: s.get_event("e5", WEB),
+    "events": lambda s: s.list_events(EventQuery(projects=ALL)),
+    "events, a filtered page": lambda s: s.list_events(EventQuery(WEB, filter=EVENT_FILTER, limit=2, offset=1)),
     "users": lambda s: s.list_users(SessionQuery(projects=ALL)),
     "users of one project": lambda s: s.list_users(SessionQuery(projects=WEB)),
     "users filtered": lambda s: s.list_users(SessionQuery(projects=ALL, filter=parse('user_properties.plan = "free"'))),

@@ -7,7 +7,7 @@ import sys
 
 import httpx
 import pytest
-from tests.conftest import start_server
+from tests.conftest import ADMIN_KEY, start_server
 from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -66,11 +66,15 @@ def check_users(client, beta):
     assert [u["user_id"] for u in users] == ["user-of-alpha"]
 
 
-def check_ingest(client, beta):
+def refused_ingest(client, path: str, project_attribute: str) -> None:
     body = protobuf_request([{"trace_id": new_trace_id(), "span_id": new_span_id(),
-                              "attributes": {"tracehive.project": "beta"}}])  # fmt: skip
-    response = client.post("/v1/traces", content=body, headers=PROTOBUF)
+                              "attributes": {project_attribute: "beta"}}])  # fmt: skip
+    response = client.post(path, content=body, headers=PROTOBUF)
     assert response.status_code == 403 and "beta" in response.json()["detail"]
+
+
+def check_ingest(client, beta):
+    refused_ingest(client, "/v1/traces", "tracehive.project")
 
 
 def check_health(client, beta):
@@ -101,6 +105,35 @@ def check_values(client, beta):
     assert [v["value"] for v in values] == ['"user-of-alpha"']
 
 
+def check_hh_event(client, beta):
+    for found_by_id in (beta["event_id"], beta["session_id"]):
+        assert client.get(f"/v1/events/{found_by_id}").status_code == 404
+
+
+def check_hh_export(client, beta):
+    assert client.post("/v1/events/export", json={"project": "beta"}).status_code == 403
+    session = {"field": "session_id", "operator": "is", "value": beta["session_id"]}
+    assert client.post("/v1/events/export", json={"filters": [session]}).json()["events"] == []
+
+
+def check_hh_session_start(client, beta):
+    response = client.post("/session/start", json={"session": {"project": "beta"}})
+    assert response.status_code == 403 and "beta" in response.json()["detail"]
+
+
+def check_hh_ingest(client, beta):
+    refused_ingest(client, "/opentelemetry/v1/traces", "honeyhive.project")
+
+
+def check_hh_enrich(client, beta):
+    """Enriching beta's session id with alpha's key makes a session of alpha's; beta's is untouched."""
+    enrich = {"event_id": beta["session_id"], "metadata": {"from": "alpha"}}
+    assert client.put("/events", json=enrich).status_code == 200
+    with httpx.Client(base_url=client.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        beta_session = admin.get(f"/api/v1/sessions/{beta['session_id']}", params={"project": "beta"}).json()
+    assert beta_session["metadata"] == {}
+
+
 ROUTES = {
     ("GET", "/api/v1/sessions"): check_sessions,
     ("GET", "/api/v1/sessions/{session_id}"): check_session,
@@ -112,6 +145,11 @@ ROUTES = {
     ("GET", "/api/v1/timeseries"): check_timeseries,
     ("GET", "/api/v1/fields"): check_fields,
     ("GET", "/api/v1/fields/values"): check_values,
+    ("GET", "/v1/events/{event_id}"): check_hh_event,
+    ("POST", "/v1/events/export"): check_hh_export,
+    ("POST", "/session/start"): check_hh_session_start,
+    ("POST", "/opentelemetry/v1/traces"): check_hh_ingest,
+    ("PUT", "/events"): check_hh_enrich,
 }
 
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tracehive import __version__, dashboard
-from tracehive.server import api, ingest
+from tracehive.server import api, honeyhive, honeyhive_read, ingest
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.deps import ServerState, Settings
 from tracehive.store import open_store
@@ -23,7 +23,7 @@ def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "path", "body"))
-        parts.append(f"{where}: {error.get('msg')}")
+        parts.append(f"{where or 'body'}: {error.get('msg')}")
     return JSONResponse({"detail": "; ".join(parts)}, status_code=400)
 
 
@@ -67,5 +67,7 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(ingest.router)
     app.include_router(api.router)
+    app.include_router(honeyhive.router)
+    app.include_router(honeyhive_read.router)
     app.include_router(dashboard.router)
     return app

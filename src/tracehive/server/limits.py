@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tracehive.model import NAMESPACES, Batch
+from tracehive.model import Batch
 from tracehive.server.otlp import OtlpError, Span
 
 TRUNCATION_MARKER = "…[truncated]"
@@ -45,31 +45,34 @@ def check_spans(spans: list[Span], limits: Limits) -> None:
 
 
 def enforce_batch(batch: Batch, limits: Limits) -> None:
-    """Check nesting depth and cut overlong strings in every namespace, in place."""
+    """Check nesting depth and key lengths and cut overlong strings in every namespace, in place."""
     for record in (*batch.events, *batch.sessions):
-        for ns in NAMESPACES:
-            values = record.namespaces.get(ns)
+        for ns, values in record.namespaces.items():
             if values:
-                record.namespaces[ns] = _bounded(values, limits, ns)
+                _bound_in_place(values, limits, ns)
 
 
-def _bounded(root: dict[str, Any], limits: Limits, ns: str) -> dict[str, Any]:
-    """Walk without recursion (the input may be nested deeper than Python's stack allows)."""
-    out: dict[str, Any] = {}
-    stack: list[tuple[Any, Any, int, str]] = [(root, out, 1, ns)]
+def _bound_in_place(root: dict[str, Any], limits: Limits, ns: str) -> None:
+    """Walk without recursion (the input may be nested deeper than Python's stack allows). Paths
+    are kept as tuples and spelled out only for an error message."""
+    stack: list[tuple[dict | list, tuple]] = [(root, (ns,))]
     while stack:
-        source, target, depth, where = stack.pop()
-        items = source.items() if isinstance(source, dict) else enumerate(source)
+        node, path = stack.pop()
+        items = node.items() if type(node) is dict else enumerate(node)
         for key, value in items:
-            if isinstance(key, str) and len(key) > limits.max_key_length:
-                raise LimitError(f"{where}: a key of {len(key)} characters; the limit is {limits.max_key_length}")
-            if isinstance(value, dict | list):
-                if depth >= limits.max_depth:
-                    raise LimitError(f"{where}.{key}: nested deeper than {limits.max_depth} levels")
-                child: Any = {} if isinstance(value, dict) else [None] * len(value)
-                stack.append((value, child, depth + 1, f"{where}.{key}"))
-                value = child
-            elif isinstance(value, str) and len(value) > limits.max_value_length:
-                value = value[: limits.max_value_length] + TRUNCATION_MARKER
-            target[key] = value
-    return out
+            kind = type(value)
+            if kind is str:
+                if len(value) > limits.max_value_length:
+                    node[key] = value[: limits.max_value_length] + TRUNCATION_MARKER
+            elif kind is dict or kind is list:
+                if len(path) >= limits.max_depth:
+                    raise LimitError(f"{_spell(path, key)}: nested deeper than {limits.max_depth} levels")
+                stack.append((value, (*path, key)))
+            if type(key) is str and len(key) > limits.max_key_length:
+                raise LimitError(
+                    f"{_spell(path, '')}: a key of {len(key)} characters; the limit is {limits.max_key_length}"
+                )
+
+
+def _spell(path: tuple, key: Any) -> str:
+    return ".".join(str(part) for part in (*path, key) if part != "")

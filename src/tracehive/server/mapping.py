@@ -34,12 +34,18 @@ _CONSUMED = frozenset(
 _OUR_NAMESPACE_KEYS = {f"{A.NAMESPACE_PREFIX}{ns}": ns for ns in NAMESPACES}
 _HH_NAMESPACE_PREFIXES = tuple((f"{A.HH_NAMESPACE_PREFIX}{ns}.", ns) for ns in NAMESPACES)
 _OPENINFERENCE_KINDS = {"LLM": "model", "TOOL": "tool", "CHAIN": "chain", "AGENT": "chain", "RETRIEVER": "tool"}
+# The HoneyHive SDK copies the event type and name into metadata; the copies say nothing new.
+_HH_METADATA_COPIES = ((A.HH_EVENT_TYPE, "event_type"), (A.HH_EVENT_NAME, "event_name"))
+# Its @trace names a span ``<module>.<function>``; in the main script the module part is noise.
+_MAIN_MODULE_PREFIX = "__main__."
 
 
 def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     """Rebuild nested objects from dotted keys (``prefs.theme``); an object whose keys are exactly
     0..n-1 becomes a list (``langs.0``, ``langs.1``). Where a key is both a value and a prefix of
     others, the value keeps its key and the longer keys stay flat."""
+    if not any("." in key for key in flat):
+        return dict(flat)
     root: dict[str, Any] = {}
     for key in sorted(flat, key=lambda k: k.count(".")):
         parts = key.split(".")
@@ -147,11 +153,38 @@ def _apply_generic(namespaces: Namespaces, rest: dict[str, Any]) -> str | None:
     return user_id
 
 
+def _is_hh_error_marker(span: Span) -> bool:
+    """The HoneyHive SDK follows a failed traced call with a separate ``<function>_error`` span.
+    The failed call's own span already carries the error (status and exception event), so the
+    marker is not an event of its own."""
+    return A.HH_ERROR_TYPE in span.attributes and span.name.endswith("_error")
+
+
+def _drop_hh_metadata_copies(namespaces: Namespaces, attrs: dict[str, Any]) -> None:
+    metadata = namespaces["metadata"]
+    for key, copy in _HH_METADATA_COPIES:
+        if copy in metadata and metadata[copy] == attrs.get(key):
+            del metadata[copy]
+
+
+def _event_name(span: Span, attrs: dict[str, Any]) -> str:
+    name = _first(attrs, A.EVENT_NAME, A.HH_EVENT_NAME)
+    if name is not None:
+        return str(name)
+    if A.HH_EVENT_TYPE in attrs and span.name.startswith(_MAIN_MODULE_PREFIX):
+        return span.name[len(_MAIN_MODULE_PREFIX) :]
+    return span.name
+
+
 def spans_to_batch(spans: list[Span], default_project: str) -> Batch:
     """Turn decoded spans into events and session updates for one project-default."""
     batch = Batch()
+    # What event spans tell about their session (source, user id): one update per session.
+    facts: dict[tuple[str, str], SessionUpdate] = {}
     for span in spans:
         attrs = span.attributes
+        if _is_hh_error_marker(span):
+            continue
         project = str(_first(attrs, A.PROJECT, A.HH_PROJECT) or _first(span.resource, A.PROJECT) or default_project)
         session_id = str(
             _first(attrs, A.SESSION_ID, A.HH_SESSION_ID, A.HH_COPY_PREFIX + "session_id", A.OTEL_SESSION_ID)
@@ -172,6 +205,7 @@ def spans_to_batch(spans: list[Span], default_project: str) -> Batch:
                 )
             )
             continue
+        _drop_hh_metadata_copies(namespaces, attrs)
         user_id = _apply_generic(namespaces, rest)
         if source is None:
             service = span.resource.get(A.OTEL_SERVICE_NAME)
@@ -188,7 +222,7 @@ def spans_to_batch(spans: list[Span], default_project: str) -> Batch:
                 trace_id=span.trace_id,
                 parent_id=span.parent_id,
                 event_type=str(event_type),
-                event_name=str(_first(attrs, A.EVENT_NAME, A.HH_EVENT_NAME) or span.name),
+                event_name=_event_name(span, attrs),
                 start_ns=span.start_ns,
                 end_ns=max(span.end_ns, span.start_ns),
                 error=_error(span, attrs),
@@ -196,8 +230,11 @@ def spans_to_batch(spans: list[Span], default_project: str) -> Batch:
             )
         )
         if source is not None or user_id is not None:
-            update = SessionUpdate(project=project, session_id=session_id, source=source)
+            update = facts.get((project, session_id))
+            if update is None:
+                update = facts[(project, session_id)] = SessionUpdate(project=project, session_id=session_id)
+            update.source = source or update.source
             if user_id is not None:
                 update.namespaces["user_properties"]["user_id"] = user_id
-            batch.sessions.append(update)
+    batch.sessions.extend(facts.values())
     return batch

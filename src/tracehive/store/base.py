@@ -59,6 +59,16 @@ class SessionQuery:
     cursor: Cursor | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Events across sessions, oldest first, one page at a time (for exports)."""
+
+    projects: tuple[str, ...] | None  # None: every project (an admin key)
+    filter: Expr | None = None
+    limit: int = 1000
+    offset: int = 0
+
+
 class Store(Protocol):
     def write(self, batch: Batch) -> None:
         """Store a batch atomically; when it returns, the data is durable."""
@@ -70,6 +80,9 @@ class Store(Protocol):
         """One session with ``"events"``: its events as a flat list ordered by start time."""
 
     def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None: ...
+
+    def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
+        """A page of the events the query selects, by start time, and how many it selects in all."""
 
     def list_users(self, query: SessionQuery) -> list[Row]:
         """One row per ``user_properties.user_id`` over the sessions the query selects."""

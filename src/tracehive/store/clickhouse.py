@@ -24,9 +24,9 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from tracehive.filters import SESSION_FIELDS, Field
+from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, Batch, SessionUpdate
-from tracehive.store.base import Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
 from tracehive.store.clickhouse_filter import json_path_sql, quote, to_clickhouse_sql
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
@@ -254,6 +254,21 @@ class ClickHouseStore:
             params,
         )
         return _row(_EVENT_COLUMNS, found[0]) if found else None
+
+    def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
+        params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
+        where = _project_clause(query.projects, params)
+        if query.filter is not None:
+            sql, filter_params = to_clickhouse_sql(query.filter, EVENT_FIELDS)
+            where += f" AND ({sql})"
+            params.update(filter_params)
+        ((total,),) = self._select(f"SELECT count() FROM {self._db}.events FINAL WHERE {where}", params)
+        rows = self._select(
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL WHERE {where}"
+            " ORDER BY start_time, event_id LIMIT {limit:UInt64} OFFSET {offset:UInt64}",
+            params,
+        )
+        return [_row(_EVENT_COLUMNS, values) for values in rows], total
 
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: dict[str, Any] = {"limit": query.limit}

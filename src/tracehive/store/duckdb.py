@@ -20,9 +20,9 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from tracehive.filters import SESSION_FIELDS, Field
+from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate, deep_merge
-from tracehive.store.base import Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import event_columns
@@ -350,6 +350,22 @@ class DuckDBStore:
             .fetchone()
         )
         return None if found is None else _row(_EVENT_COLUMNS, found)
+
+    def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
+        params: list[Any] = []
+        where = _project_clause(query.projects, params)
+        if query.filter is not None:
+            sql, filter_params = to_duckdb_sql(query.filter, EVENT_FIELDS)
+            where += f" AND ({sql})"
+            params.extend(filter_params)
+        cursor = self._cursor()
+        (total,) = cursor.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()
+        rows = cursor.execute(
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE {where} "
+            "ORDER BY start_time, event_id LIMIT ? OFFSET ?",
+            [*params, query.limit, query.offset],
+        ).fetchall()
+        return [_row(_EVENT_COLUMNS, values) for values in rows], total
 
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: list[Any] = []
