@@ -87,3 +87,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(tmp_path_factory.mktemp("server-data"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A clickhouse-connect DSN for chDB, the ClickHouse engine in-process. chDB opens one data folder
+    per process, so every test of a worker shares it; each keeps to a database of its own."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"

@@ -20,6 +20,7 @@ from tracehive.server.app import create_app, open_keys
 from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
 from tracehive.server.deps import Settings
 from tracehive.server.limits import Limits
+from tracehive.store.migrations import SchemaTooNewError
 
 app = typer.Typer(help="tracehive: self-hosted tracing for LLM applications.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: an admin key reads and writes every project, a project key only its own.",
@@ -68,7 +69,11 @@ def serve(
         str | None, typer.Option(envvar="TRACEHIVE_API_KEY", help="An admin key (all projects).")
     ] = None,
     store: Annotated[
-        str | None, typer.Option(envvar="TRACEHIVE_STORE", help="Store URL; default: DuckDB in --data-dir.")
+        str | None,
+        typer.Option(
+            envvar="TRACEHIVE_STORE",
+            help="Store URL (clickhouse://user:pass@host:8123/db, chdb:///folder); default: DuckDB in --data-dir.",
+        ),
     ] = None,
     demo: Annotated[bool, typer.Option(help="Once up, send the seed example's session.")] = False,
     max_body_mb: Annotated[float, typer.Option(help="Largest ingest body accepted (413 past it).")] = 16.0,
@@ -93,7 +98,12 @@ def serve(
         keys.add_in_memory(demo_key, "demo")
         shown_key = api_key or created or "<your key>"
         threading.Thread(target=_demo, args=(url, demo_key, shown_key), daemon=True).start()
-    uvicorn.run(create_app(settings, keys), host=host, port=port, log_level="warning")
+    try:
+        application = create_app(settings, keys)
+    except (ValueError, SchemaTooNewError) as exc:  # a store URL or schema this tracehive cannot use
+        console.print(f"[red]cannot open the store: {exc}[/]")
+        raise typer.Exit(2) from None
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 def _demo(url: str, key: str, shown_key: str) -> None:

@@ -10,10 +10,20 @@ DUCKDB_FILE = "tracehive.duckdb"
 
 
 def open_store(url: str | None, data_dir: Path) -> Store:
-    """Open the store a URL names; no URL means the embedded DuckDB file in ``data_dir``."""
+    """Open the store a URL names; no URL means the embedded DuckDB file in ``data_dir``.
+    ClickHouse (``clickhouse://``, or ``chdb://`` in-process) needs the ``clickhouse`` extra."""
     if url is None or url.startswith("duckdb:"):
         from tracehive.store.duckdb import DuckDBStore
 
         path = url.removeprefix("duckdb://").removeprefix("duckdb:") if url else ""
         return DuckDBStore(Path(path) if path else data_dir / DUCKDB_FILE)
-    raise ValueError(f"unknown store URL {url!r}: use duckdb:///path/file.duckdb")
+    if url.startswith(("clickhouse:", "chdb:")):
+        try:
+            from tracehive.store.clickhouse import open_clickhouse
+        except ImportError as exc:
+            raise ValueError(f"{exc}: the ClickHouse store needs pip install 'tracehive[clickhouse]'") from None
+        return open_clickhouse(url)
+    raise ValueError(
+        f"unknown store URL {url!r}: use duckdb:///path/file.duckdb, clickhouse://user:pass@host:8123/db"
+        " or chdb:///path/folder"
+    )

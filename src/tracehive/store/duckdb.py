@@ -23,7 +23,11 @@ import pyarrow as pa
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate, deep_merge
 from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
+from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
+from tracehive.store.columns import event_columns
 from tracehive.store.duckdb_filter import json_pointer, quote_column, to_duckdb_sql
+from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
 
 _NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
 SCHEMA = f"""
@@ -41,15 +45,9 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
 """
+# Version 1 is the schema files made before versioning had; IF NOT EXISTS adopts them as they are.
+MIGRATIONS = (Migration(1, "sessions and events", (SCHEMA,)),)
 
-_SESSION_COLUMNS = (
-    "project", "session_id", "session_name", "source", "user_id", "start_time", "end_time",
-    "duration_ms", "event_count", "error_count", *NAMESPACES,
-)  # fmt: skip
-_EVENT_COLUMNS = (
-    "project", "event_id", "session_id", "trace_id", "parent_id", "event_type", "event_name",
-    "start_time", "end_time", "duration_ms", "error", *NAMESPACES,
-)  # fmt: skip
 _TIME = pa.timestamp("us")
 # Per-group figures shared by the users, group-by and time-series queries.
 _STATS = (
@@ -140,8 +138,26 @@ class DuckDBStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._db = duckdb.connect(self.path)
-        self._db.execute(SCHEMA)
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
         self._local = threading.local()
+
+    def _migrate(self) -> None:
+        """Bring the file's schema up to date in one transaction (see :mod:`~tracehive.store.migrations`)."""
+        db = self._db
+        db.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version INTEGER NOT NULL, description VARCHAR)")
+        current = db.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}").fetchone()[0]
+        record = f"INSERT INTO {SCHEMA_TABLE} VALUES (?, ?)"
+        db.execute("BEGIN TRANSACTION")
+        try:
+            apply(MIGRATIONS, current, self.path, db.execute, lambda m: db.execute(record, [m.version, m.description]))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     # --- connections: DuckDB wants one cursor per thread -----------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -173,23 +189,7 @@ class DuckDBStore:
         """Insert events not stored yet; returns (project, session_id, start, end, is_error) of each."""
         if not events:
             return []
-        unique = list({(e.project, e.event_id): e for e in events}.values())
-        columns: dict[str, Any] = {
-            "project": [e.project for e in unique],
-            "event_id": [e.event_id for e in unique],
-            "session_id": [e.session_id for e in unique],
-            "trace_id": [e.trace_id for e in unique],
-            "parent_id": [e.parent_id for e in unique],
-            "event_type": [e.event_type for e in unique],
-            "event_name": [e.event_name for e in unique],
-            "start_time": pa.array([e.start_ns // 1000 for e in unique], _TIME),
-            "end_time": pa.array([e.end_ns // 1000 for e in unique], _TIME),
-            "duration_ms": [e.duration_ms for e in unique],
-            "error": [e.error for e in unique],
-        }
-        for ns in NAMESPACES:
-            columns[ns] = [_dumps(e.namespaces.get(ns) or {}) for e in unique]
-        cursor.register("incoming_events", pa.table(columns))
+        cursor.register("incoming_events", pa.table(event_columns(events, _TIME)))
         try:
             return cursor.execute(
                 f"INSERT OR IGNORE INTO events SELECT {', '.join(_EVENT_COLUMNS)} FROM incoming_events "

@@ -10,7 +10,7 @@ Every comparison is wrapped in ``COALESCE(..., FALSE)`` so it is never SQL NULL;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from string import Formatter
@@ -190,11 +190,14 @@ def _scalar_value(kind: str, expr: Compare) -> Value | datetime:
         raise FilterError(message, expr.field.position) from None
 
 
-def _scalar_compare(column: _Sql, kind: str, op: str, literal: Value | datetime) -> _Sql:
+def _scalar_compare(
+    column: _Sql, kind: str, op: str, literal: Value | datetime, substring: Callable[[_Sql, str], _Sql] = _substring
+) -> _Sql:
+    """A plain column against a literal; ``substring`` is the dialect's case-insensitive search."""
     if literal is None:
         return _sql("({c} IS NULL)", c=column) if op == "=" else _NEVER
     if op == "contains":
-        return _substring(column, literal) if kind == "string" and isinstance(literal, str) else _NEVER
+        return substring(column, literal) if kind == "string" and isinstance(literal, str) else _NEVER
     fits = {
         "string": isinstance(literal, str),
         "number": isinstance(literal, int | float) and not isinstance(literal, bool),

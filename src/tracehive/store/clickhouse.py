@@ -1,0 +1,355 @@
+"""The ClickHouse store, for many servers writing into one ClickHouse (see docs/clickhouse.md).
+
+Every server only inserts: events into ``events``, enrichment into ``session_updates``. Sessions are
+never rewritten; ClickHouse aggregates them (``clickhouse_schema``) and each read finishes the
+merge: counts of distinct event ids, the widest time span, the last name set, and the namespaces
+deep-merged in write order with ``JSONMergePatch``, which merges objects key by key and keeps
+null as a value, as :func:`tracehive.model.deep_merge` does. The answers are the DuckDB store's.
+
+The same code runs against a ClickHouse server (``clickhouse://``) and against chDB, the
+ClickHouse engine in-process (``chdb://``), both through a clickhouse-connect client.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import orjson
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
+from tracehive.model import NAMESPACES, Batch, SessionUpdate
+from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.clickhouse_filter import json_path_sql, quote, to_clickhouse_sql
+from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
+from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
+from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
+from tracehive.store.columns import dumps, event_columns
+from tracehive.store.migrations import SCHEMA_TABLE, apply
+
+DEFAULT_DATABASE = "tracehive"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIME = pa.timestamp("us", tz="UTC")
+_DISK_FULL_MARKERS = ("NOT_ENOUGH_SPACE", "No space left on device")
+
+
+# user_id as the DuckDB store derives it in Python (str() of the value): strings as they are,
+# booleans as True/False, numbers as written, null or missing as NULL.
+_USER_ID = (
+    "multiIf(JSONType(user_properties, 'user_id') = 'String', JSONExtractString(user_properties, 'user_id'),"
+    " JSONType(user_properties, 'user_id') = 'Bool', if(JSONExtractBool(user_properties, 'user_id'), 'True', 'False'),"
+    " JSONType(user_properties, 'user_id') = 'Null', NULL, JSONExtractRaw(user_properties, 'user_id'))"
+)
+# Per-group figures shared by the users, group-by and time-series queries (as the DuckDB store's:
+# quantileExactInclusive interpolates like DuckDB's quantile_cont).
+_STATS = (
+    "count() AS n_sessions, avg(if(error_count > 0, 1.0, 0.0)) AS error_rate,"
+    " quantilesExactInclusive(0.5, 0.95)(duration_ms) AS quantiles"
+)
+_FOLDS = ", ".join(
+    f"arrayFold((acc, u) -> JSONMergePatch(acc, u.{n}), _updates, '{{}}') AS {ns}"
+    for n, ns in enumerate(NAMESPACES, start=2)
+)
+
+
+def _session_view(db: str, where: str) -> str:
+    """One row per session, merged from the aggregate table; ``where`` picks the groups to merge."""
+    return (
+        f"SELECT project, session_id, nullIf(_name, '') AS session_name, nullIf(_source, '') AS source,"
+        f" {_USER_ID} AS user_id, _start AS start_time, _end AS end_time,"
+        " if(_start IS NULL OR _end IS NULL, NULL,"
+        " (toUnixTimestamp64Micro(_end) - toUnixTimestamp64Micro(_start)) / 1000) AS duration_ms,"
+        f" event_count, error_count, {_FOLDS} FROM ("
+        "SELECT project, session_id, argMaxMerge(session_name) AS _name, argMaxMerge(source) AS _source,"
+        " min(start_time) AS _start, max(end_time) AS _end, uniqExactMerge(event_ids) AS event_count,"
+        " uniqExactIfMerge(error_ids) AS error_count, arraySort(u -> u.1, groupArrayMerge(updates)) AS _updates"
+        f" FROM {db}.sessions WHERE {where} GROUP BY project, session_id)"
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat() + "Z"
+
+
+def _stats(error_rate: float | None, quantiles: list[float] | None) -> Row:
+    """ClickHouse's quantiles of no durations are NaN where DuckDB's are NULL."""
+    p50, p95 = (None if math.isnan(q) else q for q in quantiles) if quantiles else (None, None)
+    return {"error_rate": float(error_rate or 0.0), "p50_ms": p50, "p95_ms": p95}
+
+
+def _group_key(field: Field) -> tuple[str, dict[str, Any]]:
+    """SQL giving the JSON text of ``field`` (NULL when absent), and its parameters."""
+    if SESSION_FIELDS[field.column] == "json":
+        raw, params = json_path_sql(field.column, field.path, "g")
+        return f"nullIf({raw}, '')", params
+    column = quote(field.column)
+    if SESSION_FIELDS[field.column] == "string":
+        return f"if({column} IS NULL, NULL, toJSONString({column}))", {}
+    return f"toString({column})", {}
+
+
+def _group_value(text: str | None) -> Row:
+    return {"value": None if text is None else orjson.loads(text), "missing": text is None}
+
+
+def _micros(value: datetime) -> int:
+    return ((value.replace(tzinfo=UTC) if value.tzinfo is None else value) - _EPOCH) // timedelta(microseconds=1)
+
+
+def _row(columns: tuple[str, ...], values: tuple) -> Row:
+    row = dict(zip(columns, values, strict=True))
+    for ns in NAMESPACES:
+        row[ns] = orjson.loads(row[ns]) if row[ns] else {}
+    for key in ("start_time", "end_time"):
+        row[key] = _iso(row[key])
+    return row
+
+
+def _project_clause(projects: tuple[str, ...] | None, params: dict[str, Any]) -> str:
+    if projects is None:
+        return "1"
+    params["projects"] = list(projects)
+    return "has({projects:Array(String)}, project)"
+
+
+def _time_column(ns_values: list[int | None]) -> pa.Array:
+    return pa.array([None if ns is None else ns // 1000 for ns in ns_values], pa.timestamp("us")).cast(_TIME)
+
+
+class ClickHouseStore:
+    def __init__(self, client: Client, database: str = DEFAULT_DATABASE) -> None:
+        self._client = client
+        self.database = database
+        self._db = quote(database)
+        self._lock = threading.Lock()
+        self._next_version = 0
+        self._migrate()
+
+    def _migrate(self) -> None:
+        found = self._select("SELECT count() FROM system.databases WHERE name = {db:String}", {"db": self.database})
+        if not found[0][0]:
+            self._client.command(f"CREATE DATABASE IF NOT EXISTS {self._db}")
+        self._client.command(VERSION_TABLE.format(db=self._db))
+        current = self._client.query(f"SELECT max(version) FROM {self._db}.{SCHEMA_TABLE}").result_rows[0][0]
+        apply(
+            MIGRATIONS,
+            int(current or 0),
+            f"ClickHouse database {self.database!r}",
+            lambda statement: self._client.command(statement.format(db=self._db)),
+            lambda m: self._client.command(
+                f"INSERT INTO {self._db}.{SCHEMA_TABLE} (version, description) VALUES ({{v:UInt32}}, {{d:String}})",
+                {"v": m.version, "d": m.description},
+            ),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- writes ---------------------------------------------------------------------------
+    def write(self, batch: Batch) -> None:
+        try:
+            if batch.events:
+                self._client.insert_arrow(f"{self._db}.events", pa.table(event_columns(batch.events, _TIME)))
+            if batch.sessions:
+                self._client.insert_arrow(f"{self._db}.session_updates", self._updates_table(batch.sessions))
+        except ClickHouseError as exc:
+            if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
+                raise StoreFullError(str(exc)) from exc
+            raise
+
+    def _versions(self, count: int) -> range:
+        """Write versions: nanoseconds since the epoch, increasing within this process. Updates
+        from different servers are ordered by their clocks (keep them synchronised)."""
+        with self._lock:
+            first = max(time.time_ns(), self._next_version)
+            self._next_version = first + count
+        return range(first, first + count)
+
+    def _updates_table(self, updates: list[SessionUpdate]) -> pa.Table:
+        columns: dict[str, Any] = {
+            "project": [u.project for u in updates],
+            "session_id": [u.session_id for u in updates],
+            "version": pa.array(self._versions(len(updates)), pa.uint64()),
+            "session_name": pa.array([u.session_name for u in updates], pa.string()),
+            "source": pa.array([u.source for u in updates], pa.string()),
+            "start_time": _time_column([u.start_ns for u in updates]),
+            "end_time": _time_column([u.end_ns for u in updates]),
+        }
+        for ns in NAMESPACES:
+            columns[ns] = [dumps(u.namespaces.get(ns)) for u in updates]
+        return pa.table(columns)
+
+    # --- reads ----------------------------------------------------------------------------
+    def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+        return self._client.query(sql, params).result_rows
+
+    def _session_where(self, query: SessionQuery, params: dict[str, Any]) -> str:
+        clauses = ["1"]
+        if query.filter is not None:
+            sql, filter_params = to_clickhouse_sql(query.filter, SESSION_FIELDS)
+            clauses.append(f"({sql})")
+            params.update(filter_params)
+        if query.start_from is not None:
+            clauses.append("start_time >= fromUnixTimestamp64Micro({start_from:Int64}, 'UTC')")
+            params["start_from"] = _micros(query.start_from)
+        if query.start_to is not None:
+            clauses.append("start_time < fromUnixTimestamp64Micro({start_to:Int64}, 'UTC')")
+            params["start_to"] = _micros(query.start_to)
+        return " AND ".join(clauses)
+
+    def list_sessions(self, query: SessionQuery) -> list[Row]:
+        params: dict[str, Any] = {"limit": query.limit}
+        view = _session_view(self._db, _project_clause(query.projects, params))
+        where = self._session_where(query, params)
+        if query.cursor is not None:
+            where += (
+                " AND (start_time < fromUnixTimestamp64Micro({cursor_time:Int64}, 'UTC')"
+                " OR (start_time = fromUnixTimestamp64Micro({cursor_time:Int64}, 'UTC')"
+                " AND session_id < {cursor_id:String}))"
+            )
+            params.update(cursor_time=_micros(query.cursor.start_time), cursor_id=query.cursor.session_id)
+        rows = self._select(
+            f"SELECT {', '.join(_SESSION_COLUMNS)} FROM ({view}) WHERE {where}"
+            " ORDER BY start_time DESC NULLS LAST, session_id DESC LIMIT {limit:UInt32}",
+            params,
+        )
+        return [_row(_SESSION_COLUMNS, values) for values in rows]
+
+    def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
+        params: dict[str, Any] = {"session_id": session_id}
+        view = _session_view(self._db, f"session_id = {{session_id:String}} AND {_project_clause(projects, params)}")
+        found = self._select(f"SELECT {', '.join(_SESSION_COLUMNS)} FROM ({view}) LIMIT 1", params)
+        if not found:
+            return None
+        session = _row(_SESSION_COLUMNS, found[0])
+        start, end = found[0][_SESSION_COLUMNS.index("start_time")], found[0][_SESSION_COLUMNS.index("end_time")]
+        session["events"] = []
+        if start is not None:
+            # A session's span covers all its events: the bounds let ClickHouse skip other months and days.
+            rows = self._select(
+                f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL"
+                " WHERE project = {project:String} AND session_id = {session_id:String}"
+                " AND start_time BETWEEN fromUnixTimestamp64Micro({start:Int64}, 'UTC')"
+                " AND fromUnixTimestamp64Micro({end:Int64}, 'UTC') ORDER BY start_time, event_id",
+                {"project": session["project"], "session_id": session_id, "start": _micros(start), "end": _micros(end)},
+            )
+            session["events"] = [_row(_EVENT_COLUMNS, values) for values in rows]
+        return session
+
+    def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None:
+        params: dict[str, Any] = {"event_id": event_id}
+        found = self._select(
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL"
+            f" WHERE event_id = {{event_id:String}} AND {_project_clause(projects, params)} LIMIT 1",
+            params,
+        )
+        return _row(_EVENT_COLUMNS, found[0]) if found else None
+
+    def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
+        params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
+        where = _project_clause(query.projects, params)
+        if query.filter is not None:
+            sql, filter_params = to_clickhouse_sql(query.filter, EVENT_FIELDS)
+            where += f" AND ({sql})"
+            params.update(filter_params)
+        ((total,),) = self._select(f"SELECT count() FROM {self._db}.events FINAL WHERE {where}", params)
+        rows = self._select(
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL WHERE {where}"
+            " ORDER BY start_time, event_id LIMIT {limit:UInt64} OFFSET {offset:UInt64}",
+            params,
+        )
+        return [_row(_EVENT_COLUMNS, values) for values in rows], total
+
+    def list_users(self, query: SessionQuery) -> list[Row]:
+        params: dict[str, Any] = {"limit": query.limit}
+        view = _session_view(self._db, _project_clause(query.projects, params))
+        where = self._session_where(query, params)
+        rows = self._select(
+            f"SELECT user_id, {_STATS}, sum(event_count), sum(error_count),"
+            " min(start_time) AS first_seen, max(end_time) AS last_seen, argMax(user_properties, start_time)"
+            f" FROM ({view}) WHERE user_id IS NOT NULL AND {where}"
+            " GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id LIMIT {limit:UInt32}",
+            params,
+        )
+        return [
+            {
+                "user_id": user_id,
+                "session_count": sessions,
+                "event_count": int(events or 0),
+                "error_count": int(errors or 0),
+                "first_seen": _iso(first),
+                "last_seen": _iso(last),
+                "user_properties": orjson.loads(props) if props else {},
+                **_stats(rate, quantiles),
+            }
+            for user_id, sessions, rate, quantiles, events, errors, first, last, props in rows
+        ]
+
+    def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
+        key, params = _group_key(by)
+        params["limit"] = query.limit
+        view = _session_view(self._db, _project_clause(query.projects, params))
+        where = self._session_where(query, params)
+        rows = self._select(
+            f"SELECT {key} AS g, {_STATS}, uniqExact(user_id) AS users FROM ({view}) WHERE {where}"
+            " GROUP BY g ORDER BY n_sessions DESC, g ASC NULLS LAST LIMIT {limit:UInt32}",
+            params,
+        )
+        return [
+            {**_group_value(g), "sessions": n, "users": users, **_stats(rate, quantiles)}
+            for g, n, rate, quantiles, users in rows
+        ]
+
+    def session_timeseries(
+        self, query: SessionQuery, bucket: int | None = None, split_by: Field | None = None, max_groups: int = 5
+    ) -> Row:
+        key, params = _group_key(split_by) if split_by is not None else ("NULL", {})
+        view = _session_view(self._db, _project_clause(query.projects, params))
+        where = self._session_where(query, params)
+        ((first, last),) = self._select(f"SELECT min(start_time), max(start_time) FROM ({view}) WHERE {where}", params)
+        width = bucket_seconds(first, last, bucket)
+        params.update(groups=max_groups, width_us=width * 1_000_000)
+        # transform_null_in: a group whose value is missing (NULL) can be one of the largest too.
+        rows = self._select(
+            f"WITH base AS (SELECT start_time, duration_ms, error_count, {key} AS g FROM ({view})"
+            f" WHERE start_time IS NOT NULL AND {where}),"
+            " top AS (SELECT g FROM base GROUP BY g ORDER BY count() DESC, g ASC NULLS LAST LIMIT {groups:UInt32})"
+            " SELECT fromUnixTimestamp64Micro(intDiv(toUnixTimestamp64Micro(start_time), {width_us:Int64})"
+            " * {width_us:Int64}, 'UTC') AS t, g IN (SELECT g FROM top) AS kept, if(kept, g, NULL) AS group_key,"
+            f" NOT kept AS other, {_STATS} FROM base GROUP BY t, kept, group_key"
+            " ORDER BY t, other, group_key NULLS LAST SETTINGS transform_null_in = 1",
+            params,
+        )
+        points = []
+        for t, _, g, other, n, rate, quantiles in rows:
+            point = {"time": _iso(t), "sessions": n, **_stats(rate, quantiles)}
+            if split_by is not None:
+                point.update({"value": None, "missing": False} if other else _group_value(g), other=bool(other))
+            points.append(point)
+        return {"bucket_seconds": width, "points": points}
+
+
+def open_clickhouse(url: str) -> ClickHouseStore:
+    """``clickhouse://user:pass@host:8123/db`` (a server; add ``?secure=true`` for TLS) or
+    ``chdb:///data/folder?database=db`` (the engine in this process; one process per folder)."""
+    import clickhouse_connect
+
+    parts = urlsplit(url)
+    options = parse_qs(parts.query)
+    if parts.scheme == "chdb":
+        database = options.pop("database", [DEFAULT_DATABASE])[0]
+        dsn = urlunsplit(parts._replace(query=urlencode(options, doseq=True)))
+        return ClickHouseStore(clickhouse_connect.get_client(dsn=dsn), database)
+    database = parts.path.strip("/") or DEFAULT_DATABASE
+    client = clickhouse_connect.get_client(dsn=urlunsplit(parts._replace(path="")), autogenerate_session_id=False)
+    return ClickHouseStore(client, database)

@@ -1,0 +1,104 @@
+"""The ClickHouse schema, as numbered migrations (see docs/clickhouse.md for the why).
+
+- ``events``: one row per span, ReplacingMergeTree so a retried batch collapses to one row;
+  partitioned by month and ordered by (project, day, session, id), so time-bounded scans and a
+  session's events read few granules. Namespaces are JSON text, read with the JSON* functions.
+- ``session_updates``: what enrichment said about a session, append-only with a write version.
+  Servers only ever insert, so no two of them race on a read-modify-write.
+- ``sessions``: an AggregatingMergeTree fed by two materialized views, one per source table;
+  each session's time span, counts and updates merge in the background and at read time.
+"""
+
+from __future__ import annotations
+
+from tracehive.model import NAMESPACES
+from tracehive.store.migrations import SCHEMA_TABLE, Migration
+
+TIME = "DateTime64(6, 'UTC')"
+_NS_COLUMNS = ",\n".join(f"    {ns} String CODEC(ZSTD(3))" for ns in NAMESPACES)
+_UPDATE_TUPLE = f"Tuple(UInt64, {', '.join(['String'] * len(NAMESPACES))})"
+
+# Which server ran the migration and when, for whoever looks at the table.
+VERSION_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{SCHEMA_TABLE} (
+    version UInt32, description String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree ORDER BY version
+"""
+
+_EVENTS = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.events (
+    project LowCardinality(String),
+    event_id String,
+    session_id String,
+    trace_id String,
+    parent_id Nullable(String),
+    event_type LowCardinality(String),
+    event_name LowCardinality(String),
+    start_time {TIME},
+    end_time {TIME},
+    duration_ms Float64,
+    error Nullable(String),
+{_NS_COLUMNS},
+    INDEX by_event_id event_id TYPE bloom_filter GRANULARITY 1,
+    INDEX by_session_id session_id TYPE bloom_filter GRANULARITY 1
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(start_time)
+ORDER BY (project, toDate(start_time), session_id, event_id)
+"""
+
+_SESSION_UPDATES = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.session_updates (
+    project LowCardinality(String),
+    session_id String,
+    version UInt64,
+    session_name Nullable(String),
+    source Nullable(String),
+    start_time Nullable({TIME}),
+    end_time Nullable({TIME}),
+{_NS_COLUMNS}
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(toDateTime(intDiv(version, 1000000000), 'UTC'))
+ORDER BY (project, session_id, version)
+"""
+
+_SESSIONS = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.sessions (
+    project LowCardinality(String),
+    session_id String,
+    session_name AggregateFunction(argMax, String, UInt64),
+    source AggregateFunction(argMax, String, UInt64),
+    start_time SimpleAggregateFunction(min, Nullable({TIME})),
+    end_time SimpleAggregateFunction(max, Nullable({TIME})),
+    event_ids AggregateFunction(uniqExact, String),
+    error_ids AggregateFunction(uniqExactIf, String, UInt8),
+    updates AggregateFunction(groupArray, {_UPDATE_TUPLE})
+) ENGINE = AggregatingMergeTree
+ORDER BY (project, session_id)
+"""
+
+# uniqExact over event ids counts a retried event once, however often it was inserted.
+_SESSIONS_FROM_EVENTS = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sessions_from_events TO {db}.sessions AS
+SELECT project, session_id, min(start_time) AS start_time, max(end_time) AS end_time,
+       uniqExactState(event_id) AS event_ids, uniqExactIfState(event_id, error IS NOT NULL) AS error_ids
+FROM {db}.events GROUP BY project, session_id
+"""
+
+# A name or source counts only when set: an empty one keeps version 0 and never wins argMax.
+_SESSIONS_FROM_UPDATES = f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.sessions_from_updates TO {{db}}.sessions AS
+SELECT project, session_id,
+       argMaxState(ifNull(session_name, ''), if(ifNull(session_name, '') != '', version, 0)) AS session_name,
+       argMaxState(ifNull(source, ''), if(ifNull(source, '') != '', version, 0)) AS source,
+       min(start_time) AS start_time, max(end_time) AS end_time,
+       groupArrayState(tuple(version, {", ".join(NAMESPACES)})) AS updates
+FROM {{db}}.session_updates GROUP BY project, session_id
+"""
+
+MIGRATIONS = (
+    Migration(
+        1,
+        "events, session updates, sessions aggregated from both",
+        (_EVENTS, _SESSION_UPDATES, _SESSIONS, _SESSIONS_FROM_EVENTS, _SESSIONS_FROM_UPDATES),
+    ),
+)
