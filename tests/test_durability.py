@@ -52,9 +52,14 @@ def test_acknowledged_spans_survive_kill_9(tmp_path):
         server = start_server(tmp_path)
         stop = threading.Event()
         clients = [threading.Thread(target=load_until_refused, args=(server.url, acknowledged, stop)) for _ in range(3)]
+        before = len(acknowledged)
         for client in clients:
             client.start()
-        time.sleep(rng.uniform(1.0, 2.5))
+        # Kill at a random moment once the load is flowing (on a busy machine it takes a while to start).
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < before + 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
         stop.set()
