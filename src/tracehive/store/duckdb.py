@@ -371,17 +371,20 @@ class DuckDBStore:
         params: list[Any] = []
         where = self._session_where(query, params)
         params.append(query.limit)
-        # Two steps: pick the page of users by when they were last seen (a cheap aggregate), then
-        # compute the costly parts (latest properties, counts) for those users only.
+        # Three steps: pick the page of users by when they were last seen (a cheap aggregate), then
+        # the counts for those users only, and last their newest properties, read for one row per
+        # user (by rowid) instead of for every session of theirs.
         result = self._cursor().execute(
             "WITH page AS (SELECT user_id, max(end_time) AS last_seen "
             f"FROM sessions WHERE user_id IS NOT NULL AND {where} "
-            "GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id LIMIT ?) "
-            f"SELECT user_id, {_STATS}, sum(event_count) AS event_count, "
+            "GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id LIMIT ?), "
+            f"stats AS (SELECT user_id, {_STATS}, sum(event_count) AS event_count, "
             "sum(error_count) AS error_count, min(start_time) AS first_seen, max(end_time) AS last_seen, "
-            "arg_max(user_properties, start_time) AS user_properties "
-            f"FROM sessions WHERE user_id IN (SELECT user_id FROM page) AND {where} "
-            "GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id",
+            "arg_max(rowid, start_time) AS newest "
+            f"FROM sessions WHERE user_id IN (SELECT user_id FROM page) AND {where} GROUP BY user_id) "
+            "SELECT stats.* EXCLUDE (newest), sessions.user_properties "
+            "FROM stats JOIN sessions ON sessions.rowid = stats.newest "
+            "ORDER BY stats.last_seen DESC NULLS LAST, stats.user_id",
             params + params[:-1],
         )
         users = []
@@ -404,8 +407,10 @@ class DuckDBStore:
         key, params = _group_key(by)
         where = self._session_where(query, params)
         params.append(query.limit)
+        # MATERIALIZED: the key (a JSON parse per session) is computed once, not once per aggregate.
         result = self._cursor().execute(
-            f"SELECT {key} AS g, {_STATS}, count(DISTINCT user_id) AS users FROM sessions WHERE {where} "
+            f"WITH base AS MATERIALIZED (SELECT {key} AS g, user_id, duration_ms, error_count FROM sessions "
+            f"WHERE {where}) SELECT g, {_STATS}, count(DISTINCT user_id) AS users FROM base "
             "GROUP BY g ORDER BY sessions DESC, g NULLS LAST LIMIT ?",
             params,
         )
@@ -425,17 +430,23 @@ class DuckDBStore:
         width = bucket_seconds(first, last, bucket)
         key, params = _group_key(split_by) if split_by is not None else ("NULL", [])
         where = self._session_where(query, params)
-        params += [max_groups, width]
-        result = cursor.execute(
-            f"WITH base AS (SELECT start_time, duration_ms, error_count, {key} AS g FROM sessions "
-            f"WHERE start_time IS NOT NULL AND {where}), "
-            "top AS (SELECT g, TRUE AS kept FROM base GROUP BY g ORDER BY count(*) DESC, g NULLS LAST LIMIT ?) "
-            "SELECT time_bucket(to_seconds(?), start_time, TIMESTAMP '1970-01-01') AS t, "
-            f"CASE WHEN top.kept THEN base.g END AS group_key, top.kept IS NULL AS other, {_STATS} "
-            "FROM base LEFT JOIN top ON base.g IS NOT DISTINCT FROM top.g "
-            "GROUP BY ALL ORDER BY t, other, group_key NULLS LAST",
-            params,
-        )
+        bucketed = "time_bucket(to_seconds(?), start_time, TIMESTAMP '1970-01-01') AS t"
+        if split_by is None:  # one series: no group key to compute, rank or join
+            result = cursor.execute(
+                f"SELECT {bucketed}, NULL AS group_key, FALSE AS other, {_STATS} FROM sessions "
+                f"WHERE start_time IS NOT NULL AND {where} GROUP BY t ORDER BY t",
+                [width, *params],
+            )
+        else:  # MATERIALIZED: each session's key (a JSON parse) is computed once for both uses
+            result = cursor.execute(
+                f"WITH base AS MATERIALIZED (SELECT start_time, duration_ms, error_count, {key} AS g "
+                f"FROM sessions WHERE start_time IS NOT NULL AND {where}), "
+                "top AS (SELECT g, TRUE AS kept FROM base GROUP BY g ORDER BY count(*) DESC, g NULLS LAST LIMIT ?) "
+                f"SELECT {bucketed}, CASE WHEN top.kept THEN base.g END AS group_key, top.kept IS NULL AS other, "
+                f"{_STATS} FROM base LEFT JOIN top ON base.g IS NOT DISTINCT FROM top.g "
+                "GROUP BY ALL ORDER BY t, other, group_key NULLS LAST",
+                [*params, max_groups, width],
+            )
         points = []
         for t, g, other, n, rate, quantiles in result.fetchall():
             point = {"time": _iso(t), "sessions": n, **_stats(rate, quantiles)}
