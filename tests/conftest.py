@@ -61,14 +61,16 @@ class Server:
             self.process.wait()
 
 
-def start_server(data_dir: Path, *extra: str, key: str = ADMIN_KEY, python: str = sys.executable) -> Server:
+def start_server(
+    data_dir: Path, *extra: str, key: str = ADMIN_KEY, python: str = sys.executable, host: str = "127.0.0.1"
+) -> Server:
     port = free_port()
     process = subprocess.Popen(
-        [python, "-m", "tracehive", "serve", "--port", str(port), "--data-dir", str(data_dir),
+        [python, "-m", "tracehive", "serve", "--host", host, "--port", str(port), "--data-dir", str(data_dir),
          "--api-key", key, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

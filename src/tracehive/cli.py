@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -29,7 +30,7 @@ app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 DEFAULT_PORT = 8418
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+PUBLIC_WARNING = "reachable from other machines; every request needs a key."
 DataDir = Annotated[
     Path | None,
     typer.Option(
@@ -52,6 +53,17 @@ def wait_healthy(url: str, timeout: float = 30.0) -> bool:
             pass
         time.sleep(0.1)
     return False
+
+
+def reachable_from_elsewhere(host: str) -> bool:
+    """Whether listening on ``host`` lets other machines connect: anything but loopback
+    (127.0.0.0/8, ::1, localhost). Host names other than localhost count as public, unresolved."""
+    if host.lower() in ("localhost", "localhost."):
+        return False
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return True
 
 
 def run_seed_example(url: str, api_key: str, project: str = "demo") -> int:
@@ -91,8 +103,8 @@ def serve(
     console.print(f"[bold]tracehive[/] serving on {url}  (data: {settings.data_dir})")
     if created:
         console.print(f"Admin API key, shown once, keep it: [bold]{created}[/]")
-    if host not in LOOPBACK:
-        console.print(f"[yellow]Listening on {host}: reachable from other machines; every request needs a key.[/]")
+    if reachable_from_elsewhere(host):
+        console.print(f"Listening on {host}: {PUBLIC_WARNING}", style="yellow", markup=False)
     if demo:
         demo_key = new_key()
         keys.add_in_memory(demo_key, "demo")
