@@ -1,7 +1,11 @@
-"""The server listens on loopback unless told otherwise, and says so when it does not."""
+"""The command line: the server listens on loopback unless told otherwise and says so when it does
+not; what users typed is printed as text."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +36,22 @@ def test_serving_on_another_loopback_address_does_not_warn(tmp_path: Path) -> No
     said = running.process.stdout.read().decode(errors="replace")
     assert "serving on http://127.0.0.2:" in said
     assert PUBLIC_WARNING not in said
+
+
+def test_key_commands_print_hostile_names_as_text(tmp_path: Path) -> None:
+    """Names and projects are shown as typed: never read as terminal markup (``[/]`` used to crash
+    ``keys create`` after it had stored the key, so the key was never shown)."""
+
+    def keys(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "tracehive", "keys", *args, "--data-dir", str(tmp_path)]
+        env = {**os.environ, "COLUMNS": "200"}
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+
+    created = keys("create", "--project", "[/]", "--name", "[/bold]x[link=x]y")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().startswith("th-") and "'[/]'" in created.stderr
+    listed = keys("list")
+    assert listed.returncode == 0, listed.stderr
+    assert "[/bold]x[link=x]y" in listed.stdout and "│ [/] " in listed.stdout
+    assert keys("revoke", "[/]").returncode == 1
+    assert keys("revoke", "[/bold]x[link=x]y").returncode == 0

@@ -15,6 +15,7 @@ import httpx
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tracehive.server.app import create_app, open_keys
@@ -100,7 +101,7 @@ def serve(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys, created = open_keys(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    console.print(f"[bold]tracehive[/] serving on {url}  (data: {settings.data_dir})")
+    console.print(f"[bold]tracehive[/] serving on {escape(url)}  (data: {escape(str(settings.data_dir))})")
     if created:
         console.print(f"Admin API key, shown once, keep it: [bold]{created}[/]")
     if reachable_from_elsewhere(host):
@@ -113,7 +114,7 @@ def serve(
     try:
         application = create_app(settings, keys)
     except (ValueError, SchemaTooNewError) as exc:  # a store URL or schema this tracehive cannot use
-        console.print(f"[red]cannot open the store: {exc}[/]")
+        console.print(f"[red]cannot open the store: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
@@ -155,7 +156,8 @@ def keys_create(
 ) -> None:
     """Make a key and print it (only its hash is kept). A running server accepts it at once."""
     key = _keyring(data_dir).create(name, project)
-    console.print(f"Created {'admin key' if project is None else f'key for project {project!r}'} {name!r}:")
+    scope = "admin key" if project is None else f"key for project {project!r}"
+    console.print(f"Created {scope} {name!r}:", markup=False)
     print(key)
 
 
@@ -164,7 +166,7 @@ def keys_list(data_dir: DataDir = None) -> None:
     """List the stored keys (ids and names; the keys themselves are not kept)."""
     table = Table("id", "name", "project", "created")
     for key in _keyring(data_dir).stored():
-        table.add_row(key.key_id, key.name, key.project or "(all: admin)", key.created)
+        table.add_row(*(escape(text) for text in (key.key_id, key.name, key.project or "(all: admin)", key.created)))
     Console().print(table)
 
 
@@ -173,6 +175,6 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")
     """Revoke a key; a running server refuses it at once."""
     removed = _keyring(data_dir).revoke(key)
     if not removed:
-        console.print(f"[red]no key with id or name {key!r}[/]")
+        console.print(f"no key with id or name {key!r}", style="red", markup=False)
         raise typer.Exit(1)
     console.print(f"revoked {', '.join(k.key_id for k in removed)}")
