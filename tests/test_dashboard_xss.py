@@ -24,7 +24,7 @@ EVIL = "'\"><svg onload=alert(1)><img src=x onerror=alert(2)></script><script>al
 # Values that end up in links: a scheme an href must never start with.
 EVIL_USER = 'javascript:alert(4)//"><img src=x onerror=alert(5)>'
 EVIL_PROJECT = "p<img src=x onerror=alert(6)>"
-EVIL_SESSION_ID = 's"><img src=x onerror=alert(7)>{{7*7}}'
+EVIL_SESSION_ID = 's/../../logout"><img src=x onerror=alert(7)>{{7*7}}'  # a "/" must stay inside the id
 LONG = EVIL * 12  # folded
 ERROR = "boom " + EVIL
 
