@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,28 @@ def start_server(
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("server did not become healthy in 60 s")
+
+
+@contextmanager
+def loaded_server(data_dir: Path, programs: list[tuple[str, str]]) -> Iterator[Server]:
+    """A server that SDK programs have written to first: (source, project) pairs, run in order."""
+    running = start_server(data_dir)
+    try:
+        for source, project in programs:
+            done = running.run_program(source, project=project)
+            assert done.returncode == 0, done.stderr
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Debian's headless Chromium, one per test module."""
+    from tests.browser import chromium
+
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.browser import chromium, log_in, needs_chromium
-from tests.conftest import Server, start_server
+from tests.browser import log_in, needs_chromium
+from tests.conftest import Server, loaded_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -70,19 +70,8 @@ tracer.flush()
 
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("dashboard-data"))
-    try:
-        done = running.run_program(LOAD, project=PROJECT)
-        assert done.returncode == 0, done.stderr
+    with loaded_server(tmp_path_factory.mktemp("dashboard-data"), [(LOAD, PROJECT)]) as running:
         yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from tests.browser import chromium, log_in, needs_chromium
-from tests.conftest import Server, start_server
+from tests.browser import log_in, needs_chromium
+from tests.conftest import Server, loaded_server
 
 pytestmark = needs_chromium
 
@@ -67,20 +67,9 @@ tracer.flush()
 
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("xss-data"))
-    try:
-        for program, project in ((LOAD, "xss"), (IN_PROJECT, EVIL_PROJECT)):
-            done = running.run_program(program, project=project)
-            assert done.returncode == 0, done.stderr
+    programs = [(LOAD, "xss"), (IN_PROJECT, EVIL_PROJECT)]
+    with loaded_server(tmp_path_factory.mktemp("xss-data"), programs) as running:
         yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with chromium() as launched:
-        yield launched
 
 
 def watched(tab) -> None:
