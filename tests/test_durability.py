@@ -71,6 +71,7 @@ def test_acknowledged_spans_survive_kill_9(tmp_path):
     finally:
         server.stop()
     lost = [s for s in acknowledged if counts.get(s) != SPANS_PER_REQUEST]
+    print(f"kill -9 x3: {len(acknowledged) * SPANS_PER_REQUEST} spans acknowledged, {len(lost)} sessions short")
     assert len(acknowledged) >= 10, "the load never got going"
     assert lost == [], f"{len(lost)} of {len(acknowledged)} acknowledged sessions incomplete after kill -9"
 
