@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,14 +62,16 @@ class Server:
             self.process.wait()
 
 
-def start_server(data_dir: Path, *extra: str, key: str = ADMIN_KEY, python: str = sys.executable) -> Server:
+def start_server(
+    data_dir: Path, *extra: str, key: str = ADMIN_KEY, python: str = sys.executable, host: str = "127.0.0.1"
+) -> Server:
     port = free_port()
     process = subprocess.Popen(
-        [python, "-m", "tracehive", "serve", "--port", str(port), "--data-dir", str(data_dir),
+        [python, "-m", "tracehive", "serve", "--host", host, "--port", str(port), "--data-dir", str(data_dir),
          "--api-key", key, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -80,6 +83,28 @@ def start_server(data_dir: Path, *extra: str, key: str = ADMIN_KEY, python: str 
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("server did not become healthy in 60 s")
+
+
+@contextmanager
+def loaded_server(data_dir: Path, programs: list[tuple[str, str]]) -> Iterator[Server]:
+    """A server that SDK programs have written to first: (source, project) pairs, run in order."""
+    running = start_server(data_dir)
+    try:
+        for source, project in programs:
+            done = running.run_program(source, project=project)
+            assert done.returncode == 0, done.stderr
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Debian's headless Chromium, one per test module."""
+    from tests.browser import chromium
+
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="session")

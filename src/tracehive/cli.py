@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import httpx
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tracehive.server.app import create_app, open_keys
@@ -29,7 +31,7 @@ app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 DEFAULT_PORT = 8418
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+PUBLIC_WARNING = "reachable from other machines; every request needs a key."
 DataDir = Annotated[
     Path | None,
     typer.Option(
@@ -52,6 +54,17 @@ def wait_healthy(url: str, timeout: float = 30.0) -> bool:
             pass
         time.sleep(0.1)
     return False
+
+
+def reachable_from_elsewhere(host: str) -> bool:
+    """Whether listening on ``host`` lets other machines connect: anything but loopback
+    (127.0.0.0/8, ::1, localhost). Host names other than localhost count as public, unresolved."""
+    if host.lower() in ("localhost", "localhost."):
+        return False
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return True
 
 
 def run_seed_example(url: str, api_key: str, project: str = "demo") -> int:
@@ -88,11 +101,11 @@ def serve(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys, created = open_keys(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    console.print(f"[bold]tracehive[/] serving on {url}  (data: {settings.data_dir})")
+    console.print(f"[bold]tracehive[/] serving on {escape(url)}  (data: {escape(str(settings.data_dir))})")
     if created:
         console.print(f"Admin API key, shown once, keep it: [bold]{created}[/]")
-    if host not in LOOPBACK:
-        console.print(f"[yellow]Listening on {host}: reachable from other machines; every request needs a key.[/]")
+    if reachable_from_elsewhere(host):
+        console.print(f"Listening on {host}: {PUBLIC_WARNING}", style="yellow", markup=False)
     if demo:
         demo_key = new_key()
         keys.add_in_memory(demo_key, "demo")
@@ -101,7 +114,7 @@ def serve(
     try:
         application = create_app(settings, keys)
     except (ValueError, SchemaTooNewError) as exc:  # a store URL or schema this tracehive cannot use
-        console.print(f"[red]cannot open the store: {exc}[/]")
+        console.print(f"[red]cannot open the store: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
@@ -143,7 +156,8 @@ def keys_create(
 ) -> None:
     """Make a key and print it (only its hash is kept). A running server accepts it at once."""
     key = _keyring(data_dir).create(name, project)
-    console.print(f"Created {'admin key' if project is None else f'key for project {project!r}'} {name!r}:")
+    scope = "admin key" if project is None else f"key for project {project!r}"
+    console.print(f"Created {scope} {name!r}:", markup=False)
     print(key)
 
 
@@ -152,7 +166,7 @@ def keys_list(data_dir: DataDir = None) -> None:
     """List the stored keys (ids and names; the keys themselves are not kept)."""
     table = Table("id", "name", "project", "created")
     for key in _keyring(data_dir).stored():
-        table.add_row(key.key_id, key.name, key.project or "(all: admin)", key.created)
+        table.add_row(*(escape(text) for text in (key.key_id, key.name, key.project or "(all: admin)", key.created)))
     Console().print(table)
 
 
@@ -161,6 +175,6 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")
     """Revoke a key; a running server refuses it at once."""
     removed = _keyring(data_dir).revoke(key)
     if not removed:
-        console.print(f"[red]no key with id or name {key!r}[/]")
+        console.print(f"no key with id or name {key!r}", style="red", markup=False)
         raise typer.Exit(1)
     console.print(f"revoked {', '.join(k.key_id for k in removed)}")

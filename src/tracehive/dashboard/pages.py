@@ -62,7 +62,7 @@ def sessions_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Resp
     return _show(request, viewer, "sessions.html", build)
 
 
-@router.get("/sessions/{session_id}")
+@router.get("/sessions/{session_id:path}")  # ids may hold a quoted "/"
 def session_page(request: Request, session_id: str, viewer: Viewer = Depends(logged_in)) -> Response:
     def build(view: views.View) -> dict[str, Any]:
         session = api.get_session(request, session_id, view.get("project") or None, viewer[0])

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -56,6 +57,12 @@ def when(iso: str | None) -> str:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def session_url(session: dict[str, Any]) -> str:
+    """A session's page. Every character of the id is quoted, ``/`` too, so an id such as
+    ``a/../../logout`` stays one path segment instead of leading somewhere else."""
+    return f"/sessions/{quote(session['session_id'], safe='')}?project={quote(session['project'], safe='')}"
+
+
 def duration(ms: float | None) -> str:
     if ms is None:
         return ""
@@ -69,7 +76,7 @@ def percent(share: float | None) -> str:
 
 
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined)
-ENV.filters.update(kind=kind, literal=literal, when=when, duration=duration, percent=percent,
+ENV.filters.update(kind=kind, literal=literal, when=when, duration=duration, percent=percent, session_url=session_url,
                    enumerate_items=lambda items: list(enumerate(items)))  # fmt: skip
 
 
