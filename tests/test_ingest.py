@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import urllib.parse
 import uuid
 
 import httpx
@@ -127,3 +128,13 @@ def test_ingest_and_query_need_a_known_key(server, headers):
     for method, path in (("POST", "/v1/traces"), ("GET", "/api/v1/sessions"), ("GET", "/api/v1/users")):
         response = httpx.request(method, server.url + path, headers={**PROTOBUF, **headers}, content=b"")
         assert response.status_code == 401, (method, path)
+
+
+def test_ids_with_slashes_can_be_read_back(server):
+    session_id = f"tenant/{uuid.uuid4()}/../x"
+    body = protobuf_request([{"trace_id": new_trace_id(), "span_id": new_span_id(),
+                              "attributes": {"session.id": session_id}}])  # fmt: skip
+    assert post(server, body, PROTOBUF).status_code == 200
+    with server.client() as client:
+        found = client.get("/api/v1/sessions/" + urllib.parse.quote(session_id, safe=""))
+    assert found.status_code == 200 and found.json()["session_id"] == session_id

@@ -125,7 +125,7 @@ def list_sessions(request: Request, query: SessionQuery = Depends(session_query)
     return {"sessions": rows[: query.limit], "next_cursor": next_cursor}
 
 
-@router.get("/sessions/{session_id}", response_model=schemas.SessionWithEvents,
+@router.get("/sessions/{session_id:path}", response_model=schemas.SessionWithEvents,
             responses={404: {"model": schemas.Error}})  # fmt: skip
 def get_session(
     request: Request, session_id: str, project: str | None = None, who: Principal = Depends(principal)
@@ -138,7 +138,7 @@ def get_session(
     return found
 
 
-@router.get("/events/{event_id}", response_model=schemas.Event, responses={404: {"model": schemas.Error}})
+@router.get("/events/{event_id:path}", response_model=schemas.Event, responses={404: {"model": schemas.Error}})
 def get_event(request: Request, event_id: str, project: str | None = None, who: Principal = Depends(principal)) -> dict:
     found = state(request).store.get_event(event_id, readable_projects(who, project))
     if found is None:
