@@ -60,6 +60,9 @@ class Event:
     end_ns: int
     error: str | None = None
     namespaces: Namespaces = field(default_factory=empty_namespaces)
+    # The non-empty namespaces as JSON text, set by the server's limit check (which has to serialise
+    # them anyway) so that the store's single writer thread does not serialise them again.
+    namespace_json: dict[str, str] | None = None
 
     @property
     def duration_ms(self) -> float:

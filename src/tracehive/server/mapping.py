@@ -7,6 +7,7 @@ This is the one place that knows the three attribute conventions listed in
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -46,8 +47,20 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     others, the value keeps its key and the longer keys stay flat."""
     if not any("." in key for key in flat):
         return dict(flat)
+    keys = tuple(flat)
+    # Spans of one kind repeat the same few keys; many keys are shaped afresh, keeping the cache small.
+    return _fill(_shape(keys) if len(keys) <= _CACHED_KEYS else _shape.__wrapped__(keys), flat)
+
+
+_CACHED_KEYS = 16
+
+
+@lru_cache(maxsize=1024)
+def _shape(keys: tuple[str, ...]) -> Any:
+    """The nesting :func:`unflatten` gives these keys, with a :class:`_Leaf` naming each value's
+    key: it depends on the keys alone."""
     root: dict[str, Any] = {}
-    for key in sorted(flat, key=lambda k: k.count(".")):
+    for key in sorted(keys, key=lambda k: k.count(".")):
         parts = key.split(".")
         node: dict[str, Any] | None = root
         for part in parts[:-1]:
@@ -57,28 +70,37 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
                 break
             node = child
         if node is None or parts[-1] in node:
-            root[key] = _Leaf(flat[key])
+            root[key] = _Leaf(key)
         else:
-            node[parts[-1]] = _Leaf(flat[key])
+            node[parts[-1]] = _Leaf(key)
     return _finish(root)
 
 
 class _Leaf:
-    """Marks a value placed by :func:`unflatten`, so that a dict value is not taken for a branch."""
+    """Marks a value's place in a shape, so that a dict value is not taken for a branch."""
 
-    __slots__ = ("value",)
+    __slots__ = ("key",)
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    def __init__(self, key: str) -> None:
+        self.key = key
 
 
 def _finish(node: dict[str, Any] | _Leaf) -> Any:
     if isinstance(node, _Leaf):
-        return node.value
+        return node
     out = {k: _finish(v) for k, v in node.items()}
     if out and all(k.isdigit() for k in out) and sorted(int(k) for k in out) == list(range(len(out))):
         return [out[str(i)] for i in range(len(out))]
     return out
+
+
+def _fill(shape: Any, flat: dict[str, Any]) -> Any:
+    kind = type(shape)
+    if kind is _Leaf:
+        return flat[shape.key]
+    if kind is list:
+        return [_fill(child, flat) for child in shape]
+    return {key: _fill(child, flat) for key, child in shape.items()}
 
 
 def _json_namespace(key: str, value: Any) -> dict[str, Any]:
@@ -101,7 +123,9 @@ def _namespaces(attrs: dict[str, Any]) -> tuple[Namespaces, dict[str, Any]]:
     for key, value in attrs.items():
         ns = _OUR_NAMESPACE_KEYS.get(key)
         if ns is not None:
-            namespaces[ns].update(_json_namespace(key, value))
+            parsed = _json_namespace(key, value)
+            # A fresh parse is taken as it is; an object from the span is copied, as merging does.
+            namespaces[ns] = {**namespaces[ns], **parsed} if namespaces[ns] or parsed is value else parsed
             continue
         if key in _CONSUMED or key.startswith(A.HH_COPY_PREFIX):
             continue

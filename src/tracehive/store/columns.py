@@ -23,13 +23,25 @@ EVENT_COLUMNS = (
 
 def dumps(value: Any) -> str:
     """A namespace as JSON text; a missing one is ``{}``."""
-    return orjson.dumps(value or {}, option=orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode() if value else "{}"
+
+
+def _namespace_text(event: Event, ns: str) -> str:
+    texts = event.namespace_json
+    if texts is not None:
+        return texts.get(ns, "{}")
+    return dumps(event.namespaces.get(ns))
+
+
+def unique_events(events: list[Event]) -> list[Event]:
+    """The events not repeated in the list (a retry inside one batch keeps its first copy)."""
+    return list({(e.project, e.event_id): e for e in events}.values())
 
 
 def event_columns(events: list[Event], time_type: pa.DataType) -> dict[str, Any]:
-    """One column per event field, for the events not repeated in the list (a retry inside one
-    batch keeps its first copy); times in microseconds as ``time_type``."""
-    unique = list({(e.project, e.event_id): e for e in events}.values())
+    """One column per event field, for the events not repeated in the list (see
+    :func:`unique_events`); times in microseconds as ``time_type``."""
+    unique = unique_events(events)
     columns: dict[str, Any] = {
         "project": [e.project for e in unique],
         "event_id": [e.event_id for e in unique],
@@ -44,5 +56,5 @@ def event_columns(events: list[Event], time_type: pa.DataType) -> dict[str, Any]
         "error": pa.array([e.error for e in unique], pa.string()),
     }
     for ns in NAMESPACES:
-        columns[ns] = [dumps(e.namespaces.get(ns)) for e in unique]
+        columns[ns] = [_namespace_text(e, ns) for e in unique]
     return columns
