@@ -12,14 +12,12 @@ ClickHouse engine in-process (``chdb://``), both through a clickhouse-connect cl
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-import orjson
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -33,6 +31,7 @@ from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import dumps, event_columns
 from tracehive.store.migrations import SCHEMA_TABLE, apply
+from tracehive.store.rows import group_value, iso, record_row, stats, user_row
 
 DEFAULT_DATABASE = "tracehive"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -74,19 +73,6 @@ def _session_view(db: str, where: str) -> str:
     )
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat() + "Z"
-
-
-def _stats(error_rate: float | None, quantiles: list[float] | None) -> Row:
-    """ClickHouse's quantiles of no durations are NaN where DuckDB's are NULL."""
-    p50, p95 = (None if math.isnan(q) else q for q in quantiles) if quantiles else (None, None)
-    return {"error_rate": float(error_rate or 0.0), "p50_ms": p50, "p95_ms": p95}
-
-
 def _group_key(field: Field) -> tuple[str, dict[str, Any]]:
     """SQL giving the JSON text of ``field`` (NULL when absent), and its parameters."""
     if SESSION_FIELDS[field.column] == "json":
@@ -98,21 +84,8 @@ def _group_key(field: Field) -> tuple[str, dict[str, Any]]:
     return f"toString({column})", {}
 
 
-def _group_value(text: str | None) -> Row:
-    return {"value": None if text is None else orjson.loads(text), "missing": text is None}
-
-
 def _micros(value: datetime) -> int:
     return ((value.replace(tzinfo=UTC) if value.tzinfo is None else value) - _EPOCH) // timedelta(microseconds=1)
-
-
-def _row(columns: tuple[str, ...], values: tuple) -> Row:
-    row = dict(zip(columns, values, strict=True))
-    for ns in NAMESPACES:
-        row[ns] = orjson.loads(row[ns]) if row[ns] else {}
-    for key in ("start_time", "end_time"):
-        row[key] = _iso(row[key])
-    return row
 
 
 def _project_clause(projects: tuple[str, ...] | None, params: dict[str, Any]) -> str:
@@ -223,7 +196,7 @@ class ClickHouseStore:
             " ORDER BY start_time DESC NULLS LAST, session_id DESC LIMIT {limit:UInt32}",
             params,
         )
-        return [_row(_SESSION_COLUMNS, values) for values in rows]
+        return [record_row(_SESSION_COLUMNS, values) for values in rows]
 
     def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
         params: dict[str, Any] = {"session_id": session_id}
@@ -231,7 +204,7 @@ class ClickHouseStore:
         found = self._select(f"SELECT {', '.join(_SESSION_COLUMNS)} FROM ({view}) LIMIT 1", params)
         if not found:
             return None
-        session = _row(_SESSION_COLUMNS, found[0])
+        session = record_row(_SESSION_COLUMNS, found[0])
         start, end = found[0][_SESSION_COLUMNS.index("start_time")], found[0][_SESSION_COLUMNS.index("end_time")]
         session["events"] = []
         if start is not None:
@@ -243,7 +216,7 @@ class ClickHouseStore:
                 " AND fromUnixTimestamp64Micro({end:Int64}, 'UTC') ORDER BY start_time, event_id",
                 {"project": session["project"], "session_id": session_id, "start": _micros(start), "end": _micros(end)},
             )
-            session["events"] = [_row(_EVENT_COLUMNS, values) for values in rows]
+            session["events"] = [record_row(_EVENT_COLUMNS, values) for values in rows]
         return session
 
     def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None:
@@ -253,7 +226,7 @@ class ClickHouseStore:
             f" WHERE event_id = {{event_id:String}} AND {_project_clause(projects, params)} LIMIT 1",
             params,
         )
-        return _row(_EVENT_COLUMNS, found[0]) if found else None
+        return record_row(_EVENT_COLUMNS, found[0]) if found else None
 
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
@@ -268,7 +241,7 @@ class ClickHouseStore:
             " ORDER BY start_time, event_id LIMIT {limit:UInt64} OFFSET {offset:UInt64}",
             params,
         )
-        return [_row(_EVENT_COLUMNS, values) for values in rows], total
+        return [record_row(_EVENT_COLUMNS, values) for values in rows], total
 
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: dict[str, Any] = {"limit": query.limit}
@@ -281,19 +254,7 @@ class ClickHouseStore:
             " GROUP BY user_id ORDER BY last_seen DESC NULLS LAST, user_id LIMIT {limit:UInt32}",
             params,
         )
-        return [
-            {
-                "user_id": user_id,
-                "session_count": sessions,
-                "event_count": int(events or 0),
-                "error_count": int(errors or 0),
-                "first_seen": _iso(first),
-                "last_seen": _iso(last),
-                "user_properties": orjson.loads(props) if props else {},
-                **_stats(rate, quantiles),
-            }
-            for user_id, sessions, rate, quantiles, events, errors, first, last, props in rows
-        ]
+        return [user_row(*values) for values in rows]
 
     def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
         key, params = _group_key(by)
@@ -306,7 +267,7 @@ class ClickHouseStore:
             params,
         )
         return [
-            {**_group_value(g), "sessions": n, "users": users, **_stats(rate, quantiles)}
+            {**group_value(g), "sessions": n, "users": users, **stats(rate, quantiles)}
             for g, n, rate, quantiles, users in rows
         ]
 
@@ -332,9 +293,9 @@ class ClickHouseStore:
         )
         points = []
         for t, _, g, other, n, rate, quantiles in rows:
-            point = {"time": _iso(t), "sessions": n, **_stats(rate, quantiles)}
+            point = {"time": iso(t), "sessions": n, **stats(rate, quantiles)}
             if split_by is not None:
-                point.update({"value": None, "missing": False} if other else _group_value(g), other=bool(other))
+                point.update({"value": None, "missing": False} if other else group_value(g), other=bool(other))
             points.append(point)
         return {"bucket_seconds": width, "points": points}
 

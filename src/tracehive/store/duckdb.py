@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import event_columns, unique_events
 from tracehive.store.duckdb_filter import json_pointer, quote_column, to_duckdb_sql
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
+from tracehive.store.rows import group_value, iso, record_row, stats, user_row
 
 _NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
 SCHEMA = f"""
@@ -67,19 +66,6 @@ def _to_us(ns: int | None) -> int | None:
     return None if ns is None else ns // 1000
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
-def _row(columns: Iterable[str], values: Iterable[Any]) -> Row:
-    row = dict(zip(columns, values, strict=True))
-    for ns in NAMESPACES:
-        row[ns] = orjson.loads(row[ns]) if row[ns] is not None else {}
-    for key in ("start_time", "end_time"):
-        row[key] = _iso(row[key])
-    return row
-
-
 def _project_clause(projects: tuple[str, ...] | None, params: list[Any], alias: str = "") -> str:
     if projects is None:
         return "TRUE"
@@ -93,15 +79,6 @@ def _group_key(field: Field) -> tuple[str, list[Any]]:
     if SESSION_FIELDS[field.column] == "json":
         return f"CAST(json_extract({column}, ?) AS VARCHAR)", [json_pointer(field.path)]
     return f"CAST(to_json({column}) AS VARCHAR)", []
-
-
-def _group_value(text: str | None) -> Row:
-    return {"value": None if text is None else orjson.loads(text), "missing": text is None}
-
-
-def _stats(error_rate: float | None, quantiles: list[float] | None) -> Row:
-    p50, p95 = quantiles or (None, None)
-    return {"error_rate": float(error_rate or 0.0), "p50_ms": p50, "p95_ms": p95}
 
 
 class _SessionState:
@@ -315,7 +292,7 @@ class DuckDBStore:
             sql += " ORDER BY start_time DESC NULLS LAST, session_id DESC LIMIT ?"
             rows = cursor.execute(sql, [*params, *([bound] if bound is not None else []), query.limit]).fetchall()
             if bound is None or len(rows) >= query.limit:
-                return [_row(_SESSION_COLUMNS, values) for values in rows]
+                return [record_row(_SESSION_COLUMNS, values) for values in rows]
             depth *= 8
 
     def _nth_newest_start(self, cursor: duckdb.DuckDBPyConnection, query: SessionQuery, depth: int) -> Any:
@@ -343,7 +320,7 @@ class DuckDBStore:
         ).fetchone()
         if found is None:
             return None
-        session = _row(_SESSION_COLUMNS, found)
+        session = record_row(_SESSION_COLUMNS, found)
         # Every event of a session lies within the session's time span (kept at write time), and
         # events are stored roughly in time order, so the span lets the scan skip most row groups.
         params = [session["project"], session_id]
@@ -357,7 +334,7 @@ class DuckDBStore:
             "ORDER BY start_time, event_id",
             params,
         ).fetchall()
-        session["events"] = [_row(_EVENT_COLUMNS, values) for values in events]
+        session["events"] = [record_row(_EVENT_COLUMNS, values) for values in events]
         return session
 
     def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None:
@@ -368,7 +345,7 @@ class DuckDBStore:
             .execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE event_id = ? AND {where} LIMIT 1", params)
             .fetchone()
         )
-        return None if found is None else _row(_EVENT_COLUMNS, found)
+        return None if found is None else record_row(_EVENT_COLUMNS, found)
 
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         params: list[Any] = []
@@ -384,7 +361,7 @@ class DuckDBStore:
             "ORDER BY start_time, event_id LIMIT ? OFFSET ?",
             [*params, query.limit, query.offset],
         ).fetchall()
-        return [_row(_EVENT_COLUMNS, values) for values in rows], total
+        return [record_row(_EVENT_COLUMNS, values) for values in rows], total
 
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: list[Any] = []
@@ -406,21 +383,7 @@ class DuckDBStore:
             "ORDER BY stats.last_seen DESC NULLS LAST, stats.user_id",
             params + params[:-1],
         )
-        users = []
-        for user_id, sessions, error_rate, quantiles, events, errors, first, last, props in result.fetchall():
-            users.append(
-                {
-                    "user_id": user_id,
-                    "session_count": sessions,
-                    "event_count": int(events or 0),
-                    "error_count": int(errors or 0),
-                    "first_seen": _iso(first),
-                    "last_seen": _iso(last),
-                    "user_properties": orjson.loads(props) if props else {},
-                    **_stats(error_rate, quantiles),
-                }
-            )
-        return users
+        return [user_row(*values) for values in result.fetchall()]
 
     def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
         key, params = _group_key(by)
@@ -434,7 +397,7 @@ class DuckDBStore:
             params,
         )
         return [
-            {**_group_value(g), "sessions": n, "users": users, **_stats(rate, quantiles)}
+            {**group_value(g), "sessions": n, "users": users, **stats(rate, quantiles)}
             for g, n, rate, quantiles, users in result.fetchall()
         ]
 
@@ -468,8 +431,8 @@ class DuckDBStore:
             )
         points = []
         for t, g, other, n, rate, quantiles in result.fetchall():
-            point = {"time": _iso(t), "sessions": n, **_stats(rate, quantiles)}
+            point = {"time": iso(t), "sessions": n, **stats(rate, quantiles)}
             if split_by is not None:
-                point.update({"value": None, "missing": False} if other else _group_value(g), other=other)
+                point.update({"value": None, "missing": False} if other else group_value(g), other=other)
             points.append(point)
         return {"bucket_seconds": width, "points": points}
