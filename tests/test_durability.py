@@ -113,3 +113,32 @@ def test_full_disk_answers_507_and_keeps_what_was_stored(tmp_path):
         assert server.get(f"/api/v1/sessions/{first}")["event_count"] == 1
     finally:
         server.stop()
+
+
+def test_overload_answers_503_with_retry_after_and_loses_nothing_acknowledged(tmp_path):
+    """One ingest request at a time: a burst of concurrent clients gets 503s with Retry-After for
+    what the server cannot take, and everything it did acknowledge is stored."""
+    server = start_server(tmp_path, "--max-ingest-in-flight", "1")
+    sessions = [new_trace_id() for _ in range(24)]
+    answers: dict[str, httpx.Response] = {}
+
+    def send(session: str) -> None:
+        spans = [{"trace_id": session, "span_id": new_span_id()} for _ in range(200)]
+        with httpx.Client(timeout=60) as client:
+            answers[session] = client.post(f"{server.url}/v1/traces", headers=HEADERS, content=protobuf_request(spans))
+
+    try:
+        threads = [threading.Thread(target=send, args=(session,)) for session in sessions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        counts = stored_counts(server)
+    finally:
+        server.stop()
+    statuses = sorted(response.status_code for response in answers.values())
+    assert set(statuses) <= {200, 503}, statuses
+    assert 503 in statuses and 200 in statuses, statuses
+    assert all(r.headers.get("retry-after") for r in answers.values() if r.status_code == 503)
+    assert all(counts.get(s) == 200 for s, r in answers.items() if r.status_code == 200)
+    assert all(s not in counts for s, r in answers.items() if r.status_code == 503)

@@ -90,6 +90,9 @@ def serve(
     ] = None,
     demo: Annotated[bool, typer.Option(help="Once up, send the seed example's session.")] = False,
     max_body_mb: Annotated[float, typer.Option(help="Largest ingest body accepted (413 past it).")] = 16.0,
+    max_ingest_in_flight: Annotated[
+        int, typer.Option(min=1, help="Ingest requests handled at once; past it, 503 with Retry-After.")
+    ] = 16,
 ) -> None:
     """Start the server."""
     settings = Settings(
@@ -97,6 +100,7 @@ def serve(
         api_key=api_key,
         store_url=store,
         limits=Limits(max_body_bytes=int(max_body_mb * 1024 * 1024)),
+        max_ingest_in_flight=max_ingest_in_flight,
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys, created = open_keys(settings)
