@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -18,6 +19,7 @@ from tracehive.server.deps import principal, readable_projects, state
 from tracehive.store.base import Cursor, Row, SessionQuery, TooManyBuckets
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
+T = TypeVar("T")
 
 FILTER_DOC = 'A filter expression, e.g. `user_properties.plan = "premium" and metrics.score > 0.5`.'
 TIME_DOC = "ISO 8601 time (`2026-01-31T12:00:00Z`) or epoch milliseconds."
@@ -95,10 +97,10 @@ def event_tree(events: list[Row]) -> list[Row]:
     return roots
 
 
-def run_query(request: Request, method: str, *args: Any) -> Any:
-    """Call the store, turning a filter that names unknown fields (or too fine a bucket) into a 400."""
+def run_query(query: Callable[..., T], *args: Any) -> T:
+    """Call a store query, turning a filter that names unknown fields (or too fine a bucket) into a 400."""
     try:
-        return getattr(state(request).store, method)(*args)
+        return query(*args)
     except FilterError as exc:
         raise HTTPException(400, f"filter: {exc}") from None
     except TooManyBuckets as exc:
@@ -120,7 +122,7 @@ def health(request: Request) -> dict:
 @router.get("/sessions", response_model=schemas.SessionPage)
 def list_sessions(request: Request, query: SessionQuery = Depends(session_query)) -> dict:
     """Sessions newest first, one page at a time."""
-    rows = run_query(request, "list_sessions", replace(query, limit=query.limit + 1))
+    rows = run_query(state(request).store.list_sessions, replace(query, limit=query.limit + 1))
     next_cursor = encode_cursor(rows[query.limit - 1]) if len(rows) > query.limit else None
     return {"sessions": rows[: query.limit], "next_cursor": next_cursor}
 
@@ -149,7 +151,7 @@ def get_event(request: Request, event_id: str, project: str | None = None, who: 
 @router.get("/users", response_model=schemas.UserList)
 def list_users(request: Request, query: SessionQuery = Depends(session_query)) -> dict:
     """One row per `user_properties.user_id` over the sessions selected, most recently seen first."""
-    return {"users": run_query(request, "list_users", query)}
+    return {"users": run_query(state(request).store.list_users, query)}
 
 
 GROUP_DOC = "A field to group by: a key inside a namespace (`user_properties.plan`) or a column (`source`)."
@@ -164,7 +166,7 @@ def group_sessions(
 ) -> dict:
     """Sessions grouped by one field: per group, sessions, users, error rate and p50/p95 duration."""
     field = field_param("by", by)
-    return {"by": by, "groups": run_query(request, "group_sessions", replace(query, limit=limit), field)}
+    return {"by": by, "groups": run_query(state(request).store.group_sessions, replace(query, limit=limit), field)}
 
 
 @router.get("/timeseries", response_model=schemas.TimeSeries)
@@ -179,14 +181,14 @@ def session_timeseries(
 ) -> dict:
     """Sessions over time with their p50/p95 duration, optionally one series per group of a field."""
     field = field_param("split_by", split_by) if split_by else None
-    series = run_query(request, "session_timeseries", query, bucket, field, groups)
+    series = run_query(state(request).store.session_timeseries, query, bucket, field, groups)
     return {**series, "split_by": split_by}
 
 
 @router.get("/fields", response_model=schemas.FieldList)
 def known_fields(request: Request, query: SessionQuery = Depends(session_scope)) -> dict:
     """Fields present in the newest sessions the query selects (a bounded sample), for completion."""
-    rows = run_query(request, "list_sessions", replace(query, limit=fields.SAMPLE_SIZE))
+    rows = run_query(state(request).store.list_sessions, replace(query, limit=fields.SAMPLE_SIZE))
     return {"sample_size": len(rows), "fields": fields.known_fields(rows)}
 
 
@@ -198,5 +200,5 @@ def known_values(
 ) -> dict:
     """The most common values of one field in the newest sessions the query selects."""
     parsed = field_param("field", field, parse_field)
-    rows = run_query(request, "list_sessions", replace(query, limit=fields.SAMPLE_SIZE))
+    rows = run_query(state(request).store.list_sessions, replace(query, limit=fields.SAMPLE_SIZE))
     return {"sample_size": len(rows), "field": field, "values": fields.top_values(rows, parsed)}

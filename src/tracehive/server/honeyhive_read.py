@@ -185,6 +185,6 @@ async def export_events(request: Request, who: Principal = Depends(principal)) -
         limit=body.limit,
         offset=(body.page - 1) * body.limit,
     )
-    rows, total = await run_in_threadpool(run_query, request, "list_events", query)
+    rows, total = await run_in_threadpool(run_query, state(request).store.list_events, query)
     events = [_project(hh_event(row), body.projections) for row in rows]
     return {"events": events, "totalEvents": total, "count": total}

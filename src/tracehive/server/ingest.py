@@ -71,12 +71,17 @@ def enforce_project(who: Principal, batch: Batch) -> None:
             raise HTTPException(403, f"this API key cannot write to project {item.project!r}")
 
 
+def retry_later(message: str) -> HTTPException:
+    """The answer to a client the server cannot serve now: 503 with when to try again."""
+    return HTTPException(503, f"{message}, retry later", headers={"Retry-After": "1"})
+
+
 async def commit(request: Request, batch: Batch) -> None:
     """Hand a batch to the writer and wait until it is durable, mapping failures onto HTTP."""
     try:
         await asyncio.wrap_future(state(request).writer.submit(batch))
     except Overloaded:
-        raise HTTPException(503, "server is overloaded, retry later", headers={"Retry-After": "1"}) from None
+        raise retry_later("server is overloaded") from None
     except StoreFullError:
         raise HTTPException(507, "the store is out of space; nothing from this request was stored") from None
 
@@ -88,7 +93,7 @@ async def export_traces(request: Request, who: Principal = Depends(principal)) -
         raise HTTPException(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type!r}")
     server = state(request)
     if server.ingest_in_flight >= server.settings.max_ingest_in_flight:
-        raise HTTPException(503, "too many ingest requests at once, retry later", headers={"Retry-After": "1"})
+        raise retry_later("too many ingest requests at once")
     server.ingest_in_flight += 1
     try:
         limits = server.settings.limits
