@@ -65,7 +65,7 @@ BATCHES: list[Batch] = [
             # enrichment after the events: nested objects merge, lists and scalars replace, null stays
             update("s1", user_properties={"prefs": {"langs": ["fr", "de"], "font": None}, "email": "a@example.com"}),
             update("s1", session_name="", metadata={"flags": {"new_ui": True}}),
-            update("s3", user_properties={"user_id": True}),
+            update("s3", user_properties={"user_id": True}, metadata={"env": None}),
             update("s-only", session_name="enrich only", feedback={"rating": 5}),
             update("s2", end_ns=T0 + DAY, metadata={"env": "staging"}),
             update("o1", project="other", user_properties={"user_id": "u1"}),
@@ -131,6 +131,14 @@ QUESTIONS: dict[str, Callable[[Any], Any]] = {
     "groups by a typed key": lambda s: s.group_sessions(
         SessionQuery(projects=ALL), Field("user_properties", ("user_id",))
     ),
+    # a top-level key (read from DuckDB's key maps): s1's plan was changed by a later write
+    "groups by a top-level key": lambda s: s.group_sessions(
+        SessionQuery(projects=ALL), Field("user_properties", ("plan",))
+    ),
+    "groups by a key holding objects": lambda s: s.group_sessions(
+        SessionQuery(projects=ALL), Field("user_properties", ("prefs",))
+    ),
+    "groups by a key holding null": lambda s: s.group_sessions(SessionQuery(projects=WEB), Field("metadata", ("env",))),
     "groups by a column": lambda s: s.group_sessions(SessionQuery(projects=WEB, limit=2), Field("source")),
     "groups by a number": lambda s: s.group_sessions(SessionQuery(projects=ALL), Field("event_count")),
     "time series": lambda s: s.session_timeseries(SessionQuery(projects=ALL)),

@@ -9,12 +9,15 @@ import pytest
 from tests.store_scenario import ALL, BATCHES, QUESTIONS, T0, WEB, event, update
 
 from tracehive.model import Batch
+from tracehive.store import clickhouse_schema
+from tracehive.store import duckdb as duckdb_store
 from tracehive.store.base import SessionQuery
 from tracehive.store.clickhouse import ClickHouseStore
 from tracehive.store.duckdb import DuckDBStore
 from tracehive.store.migrations import SchemaTooNewError
 
 BACKENDS = ("duckdb", "clickhouse")
+MIGRATIONS = {"duckdb": duckdb_store.MIGRATIONS, "clickhouse": clickhouse_schema.MIGRATIONS}
 
 
 def open_backend(backend: str, tmp_path, chdb_dsn: str, name: str):
@@ -119,7 +122,7 @@ def test_reopening_applies_nothing_twice(backend, tmp_path, chdb_dsn):
         versions = store._db.execute("SELECT version FROM schema_version").fetchall()
     else:
         versions = store._client.query(f"SELECT version FROM {name}.schema_version").result_rows
-    assert versions == [(1,)]
+    assert versions == [(m.version,) for m in MIGRATIONS[backend]]
     store.close()
 
 

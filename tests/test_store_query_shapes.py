@@ -2,18 +2,26 @@
 
 Filtered listings scan the newest sessions first and widen the window until a page is full; the
 users view picks its page before aggregating; a session's events are looked up within its time
-span. These tests use a real DuckDB file with a small first window so every widening step runs.
+span; group keys on a namespace's top-level key are read from the key maps kept at write time
+instead of parsing each session's JSON. These tests use a real DuckDB file with a small first
+window so every widening step runs, and compare group answers with ones that parse the JSON.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import duckdb
 import pytest
 
-from tracehive.filters import parse
-from tracehive.model import Batch, Event, SessionUpdate
+from tracehive.filters import Field, parse
+from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate
 from tracehive.store import duckdb as duckdb_store
 from tracehive.store.base import Cursor, SessionQuery
+from tracehive.store.columns import SESSION_COLUMNS
 from tracehive.store.duckdb import DuckDBStore
+from tracehive.store.duckdb_filter import json_pointer, quote_column
+from tracehive.store.migrations import SCHEMA_TABLE
 
 SECOND_NS = 10**9
 SESSIONS = 60
@@ -50,10 +58,27 @@ def _batch() -> Batch:
     return batch
 
 
+def _enrichment() -> Batch:
+    """A second write: sessions 10..19 change plan (so their key maps must follow), others gain
+    objects, nulls, numbers and a key "0"; session 40's metadata holds the key "1" twice (a
+    non-string key beside a string one), which no map can hold."""
+    batch = Batch()
+    for n in range(10, 40):
+        values: dict[str, Any] = {"plan": "team"} if n < 20 else {"prefs": {"theme": ("dark", "light")[n % 2]}}
+        if n % 5 == 0:
+            values["tier"] = None
+        if n >= 30:
+            values.update({"0": n % 3, "tier": 1e20 if n % 2 else "gold"})
+        batch.sessions.append(SessionUpdate("p", f"s{n:03d}", namespaces={"user_properties": values}))
+    batch.sessions.append(SessionUpdate("p", "s040", namespaces={"metadata": {1: "one", "1": "uno"}}))
+    return batch
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory):
     opened = DuckDBStore(tmp_path_factory.mktemp("shapes") / "store.duckdb")
     opened.write(_batch())
+    opened.write(_enrichment())
     yield opened
     opened.close()
 
@@ -129,3 +154,75 @@ def test_session_tree_has_all_its_events(store: DuckDBStore) -> None:
         session = store.get_session(sid, ("p",))
         assert [e["event_id"] for e in session["events"]] == [f"{sid}-e0", f"{sid}-e1", f"{sid}-e2"]
         assert session["event_count"] == 3
+
+
+GROUP_FIELDS = {
+    "top-level, changed by a later write": Field("user_properties", ("plan",)),
+    "top-level objects": Field("user_properties", ("prefs",)),
+    "null, numbers and strings": Field("user_properties", ("tier",)),
+    "the key 0 (a pointer's index is a key on an object)": Field("user_properties", (0,)),
+    "absent everywhere": Field("user_properties", ("nope",)),
+    "nested: parsed from the JSON": Field("user_properties", ("prefs", "theme")),
+    "a namespace no map holds": Field("metadata", ("1",)),
+}
+
+
+def _parsed_group_key(field: Field) -> tuple[str, list[Any]]:
+    """The group key as parsing each session's JSON gives it: the store's answer before key maps."""
+    return f"CAST(json_extract({quote_column(field.column)}, ?) AS VARCHAR)", [json_pointer(field.path)]
+
+
+def _group_answers(store: DuckDBStore, field: Field) -> tuple[list, dict]:
+    query = SessionQuery(("p",), None)
+    return store.group_sessions(query, field), store.session_timeseries(query, 600, field, max_groups=2)
+
+
+@pytest.mark.parametrize("field", GROUP_FIELDS.values(), ids=GROUP_FIELDS.keys())
+def test_group_keys_match_parsing_the_json(store: DuckDBStore, monkeypatch: pytest.MonkeyPatch, field: Field) -> None:
+    groups, series = _group_answers(store, field)
+    assert groups and series["points"]
+    monkeypatch.setattr(duckdb_store, "_group_key", _parsed_group_key)
+    assert _group_answers(store, field) == (groups, series)
+
+
+def test_key_maps_hold_every_top_level_key(store: DuckDBStore) -> None:
+    """Each map has its namespace's keys (so group keys do not silently fall back to parsing),
+    except the one namespace with a key twice."""
+    counts = ", ".join(
+        f"count(*) FILTER ({ns}_keys IS NULL), count(*) FILTER (map_keys({ns}_keys) != json_keys({ns}))"
+        for ns in NAMESPACES
+    )
+    found = store._cursor().execute(f"SELECT {counts} FROM sessions").fetchone()
+    assert dict(zip(NAMESPACES, zip(found[::2], found[1::2], strict=True), strict=True)) == {
+        **dict.fromkeys(NAMESPACES, (0, 0)),
+        "metadata": (1, 0),
+    }
+    plans = store._cursor().execute("SELECT user_properties_keys['plan'] FROM sessions WHERE session_id = 's015'")
+    assert plans.fetchall() == [('"team"',)]
+
+
+def _key_maps(store: DuckDBStore) -> list[tuple]:
+    maps = ", ".join(f"{ns}_keys" for ns in NAMESPACES)
+    return store._cursor().execute(f"SELECT session_id, {maps} FROM sessions ORDER BY session_id").fetchall()
+
+
+def test_migration_fills_the_key_maps_of_an_older_file(store: DuckDBStore, tmp_path) -> None:
+    """A file from before key maps (schema version 1) gets them on opening, the same as a file
+    written with them, and answers alike."""
+    path = tmp_path / "version1.duckdb"
+    sessions = store._cursor().sql(f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions").to_arrow_table()
+    with duckdb.connect(str(path)) as old:
+        old.execute(duckdb_store.SCHEMA)
+        old.execute(f"CREATE TABLE {SCHEMA_TABLE} (version INTEGER NOT NULL, description VARCHAR)")
+        old.execute(f"INSERT INTO {SCHEMA_TABLE} VALUES (1, 'sessions and events')")
+        old.register("old_sessions", sessions)
+        old.execute("INSERT INTO sessions SELECT * FROM old_sessions")
+    migrated = DuckDBStore(path)
+    try:
+        versions = migrated._cursor().execute(f"SELECT version FROM {SCHEMA_TABLE} ORDER BY version").fetchall()
+        assert versions == [(1,), (2,)]
+        assert _key_maps(migrated) == _key_maps(store)
+        for field in GROUP_FIELDS.values():
+            assert _group_answers(migrated, field) == _group_answers(store, field)
+    finally:
+        migrated.close()
