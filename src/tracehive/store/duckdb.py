@@ -56,10 +56,16 @@ def _key_map(ns: str) -> str:
 
 # Key maps let a group key on a top-level key read one map entry instead of parsing the namespace's
 # JSON in every session on every query. DuckDB fills them from the JSON text as the session is
-# written, so new and migrated rows hold the same text json_extract gives. A JSON null is an SQL
-# NULL under a present key; a text the map cannot hold (a key twice) leaves the map NULL. The inner
-# cast makes the text JSON: a plain VARCHAR would be cast as DuckDB's own map literal.
-_KEY_MAPS = {_key_map(ns): f"TRY_CAST(CAST({ns} AS JSON) AS MAP(VARCHAR, JSON))" for ns in NAMESPACES}
+# written, so new and migrated rows hold the same text json_extract gives; a JSON null is an SQL
+# NULL under a present key. The inner cast makes the text JSON (a VARCHAR would be read as DuckDB's
+# own map literal). A text with a key twice (a non-string key beside its string form) cannot be
+# cast; its map is built key by key, keeping the first value as json_extract does.
+_KEY_MAP_SQL = (
+    "coalesce(TRY_CAST(CAST({ns} AS JSON) AS MAP(VARCHAR, JSON)), map_from_entries(list_transform("
+    "list_distinct(json_keys({ns})), lambda _th_key: {{'key': _th_key, 'value': nullif(json_extract({ns}, "
+    "'/' || replace(replace(_th_key, '~', '~0'), '/', '~1')), 'null')}})))"
+)
+_KEY_MAPS = {_key_map(ns): _KEY_MAP_SQL.format(ns=ns) for ns in NAMESPACES}
 
 
 def _copy_sessions(verb: str, source: str) -> str:
@@ -118,20 +124,16 @@ def _project_clause(projects: tuple[str, ...] | None, params: list[Any], alias: 
 
 def _group_key(field: Field) -> tuple[str, list[Any]]:
     """SQL giving the JSON text of ``field`` (NULL when absent), and its parameters. A top-level
-    key of a namespace is read from the namespace's key map; a deeper path parses the JSON."""
+    key of a namespace is read from the namespace's key map: an expression that names the JSON
+    column at all makes the scan read it, which costs as much as the lookup saves."""
     column = quote_column(field.column)
     if SESSION_FIELDS[field.column] != "json":
         return f"CAST(to_json({column}) AS VARCHAR)", []
-    parsed = f"CAST(json_extract({column}, ?) AS VARCHAR)"
     if len(field.path) > 1:
-        return parsed, [json_pointer(field.path)]
+        return f"CAST(json_extract({column}, ?) AS VARCHAR)", [json_pointer(field.path)]
     # A JSON pointer names an object's key by its text, so an index 0 is the key "0" here too.
     key, keys = str(field.path[0]), quote_column(_key_map(field.column))
-    return (
-        f"CASE WHEN {keys} IS NULL THEN {parsed} "
-        f"ELSE CAST(coalesce({keys}[?], CASE WHEN map_contains({keys}, ?) THEN 'null' END) AS VARCHAR) END",
-        [json_pointer(field.path), key, key],
-    )
+    return f"CAST(coalesce({keys}[?], CASE WHEN map_contains({keys}, ?) THEN 'null' END) AS VARCHAR)", [key, key]
 
 
 class _SessionState:
