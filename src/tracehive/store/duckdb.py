@@ -29,14 +29,13 @@ from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
 from tracehive.store.rows import group_value, iso, record_row, stats, user_row
 
 _NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
-_SESSIONS_TABLE = """
-CREATE TABLE {exists}sessions (
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS sessions (
     project VARCHAR NOT NULL, session_id VARCHAR NOT NULL, session_name VARCHAR, source VARCHAR,
     user_id VARCHAR, start_time TIMESTAMP, end_time TIMESTAMP, duration_ms DOUBLE,
-    event_count BIGINT, error_count BIGINT, {namespaces},
+    event_count BIGINT, error_count BIGINT, {_NS_COLUMNS},
     PRIMARY KEY (project, session_id)
-);"""
-_EVENTS_TABLE = f"""
+);
 CREATE TABLE IF NOT EXISTS events (
     project VARCHAR NOT NULL, event_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL,
     trace_id VARCHAR, parent_id VARCHAR, event_type VARCHAR, event_name VARCHAR,
@@ -45,8 +44,6 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
 """
-# The first version's schema (what migration 1 makes); later migrations change it.
-SCHEMA = _SESSIONS_TABLE.format(exists="IF NOT EXISTS ", namespaces=_NS_COLUMNS) + _EVENTS_TABLE
 
 
 def _key_map(ns: str) -> str:
@@ -58,41 +55,43 @@ def _key_map(ns: str) -> str:
 # JSON in every session on every query. DuckDB fills them from the JSON text as the session is
 # written, so new and migrated rows hold the same text json_extract gives; a JSON null is an SQL
 # NULL under a present key. The inner cast makes the text JSON (a VARCHAR would be read as DuckDB's
-# own map literal). A text with a key twice (a non-string key beside its string form) cannot be
-# cast; its map is built key by key, keeping the first value as json_extract does.
-_KEY_MAP_SQL = (
-    "coalesce(TRY_CAST(CAST({ns} AS JSON) AS MAP(VARCHAR, JSON)), map_from_entries(list_transform("
-    "list_distinct(json_keys({ns})), lambda _th_key: {{'key': _th_key, 'value': nullif(json_extract({ns}, "
-    "'/' || replace(replace(_th_key, '~', '~0'), '/', '~1')), 'null')}})))"
+# own map literal).
+_CAST_KEY_MAP = "TRY_CAST(CAST({ns} AS JSON) AS MAP(VARCHAR, JSON))"
+# A text with a key twice (a non-string key beside its string form) cannot be cast: its map is
+# built key by key, keeping the first value as json_extract does.
+_BUILD_KEY_MAP = (
+    "map_from_entries(list_transform(list_distinct(json_keys({ns})), lambda _th_key: {{'key': _th_key, "
+    "'value': nullif(json_extract({ns}, '/' || replace(replace(_th_key, '~', '~0'), '/', '~1')), 'null')}}))"
 )
-_KEY_MAPS = {_key_map(ns): _KEY_MAP_SQL.format(ns=ns) for ns in NAMESPACES}
+_KEY_MAPS = {_key_map(ns): f"coalesce({_CAST_KEY_MAP}, {_BUILD_KEY_MAP})".format(ns=ns) for ns in NAMESPACES}
+# Writes name their columns: the key maps, derived from the namespaces, come after them.
+_REPLACE_SESSIONS = (
+    f"INSERT OR REPLACE INTO sessions ({', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS)}) "
+    f"SELECT {', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS.values())} FROM incoming_sessions"
+)
 
 
-def _copy_sessions(verb: str, source: str) -> str:
-    """SQL writing the sessions of table ``source`` (the stored columns) into sessions, key maps
-    derived; the write path and the migration that added the maps share it."""
-    columns = ", ".join(_SESSION_COLUMNS)
+def _add_key_map(ns: str) -> tuple[str, ...]:
+    """Statements giving the stored sessions the key map of ``ns``. The map is added empty, then
+    retyped from the namespace: DuckDB rewrites the column in about a second per 100,000 sessions
+    and keeps the table's row groups (and so the time ranges a filtered listing skips by), which a
+    rebuilt table loses. The key-by-key build runs as an update of the rows that need it: inside
+    ``ALTER ... USING`` DuckDB 2.0 fails on its lambda with an internal error."""
+    column = _key_map(ns)
     return (
-        f"{verb} INTO sessions ({columns}, {', '.join(_KEY_MAPS)}) "
-        f"SELECT {columns}, {', '.join(_KEY_MAPS.values())} FROM {source}"
+        f"ALTER TABLE sessions ADD COLUMN {column} VARCHAR",
+        f"ALTER TABLE sessions ALTER {column} TYPE MAP(VARCHAR, JSON) USING ({_CAST_KEY_MAP.format(ns=ns)})",
+        f"UPDATE sessions SET {column} = {_BUILD_KEY_MAP.format(ns=ns)} WHERE {column} IS NULL",
     )
 
 
-_MAP_COLUMNS = ", ".join(f"{column} MAP(VARCHAR, JSON)" for column in _KEY_MAPS)
 MIGRATIONS = (
     # Version 1 is the schema files made before versioning had; IF NOT EXISTS adopts them as they are.
     Migration(1, "sessions and events", (SCHEMA,)),
-    # A rebuilt table, not ADD COLUMN and UPDATE: one bulk copy (about a second per 100,000
-    # sessions) instead of a row-by-row update of a keyed table (minutes).
     Migration(
         2,
         "sessions: a map of each namespace's top-level keys",
-        (
-            "ALTER TABLE sessions RENAME TO sessions_v1",
-            _SESSIONS_TABLE.format(exists="", namespaces=f"{_NS_COLUMNS}, {_MAP_COLUMNS}"),
-            _copy_sessions("INSERT", "sessions_v1"),
-            "DROP TABLE sessions_v1",
-        ),
+        tuple(statement for ns in NAMESPACES for statement in _add_key_map(ns)),
     ),
 )
 
@@ -306,7 +305,7 @@ class DuckDBStore:
             columns[ns] = [_dumps(s.namespaces[ns]) for _, s in items]
         cursor.register("incoming_sessions", pa.table(columns))
         try:
-            cursor.execute(_copy_sessions("INSERT OR REPLACE", "incoming_sessions"))
+            cursor.execute(_REPLACE_SESSIONS)
         finally:
             cursor.unregister("incoming_sessions")
 
