@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from tracehive.filters import Field, parse
-from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate
+from tracehive.model import Batch, Event, SessionUpdate
 from tracehive.store import duckdb as duckdb_store
 from tracehive.store.base import Cursor, SessionQuery
 from tracehive.store.columns import SESSION_COLUMNS
@@ -60,8 +60,8 @@ def _batch() -> Batch:
 
 def _enrichment() -> Batch:
     """A second write: sessions 10..19 change plan (so their key maps must follow), others gain
-    objects, nulls, numbers and a key "0"; session 40's metadata holds the key "1" twice (a
-    non-string key beside a string one), which no cast to a map takes."""
+    objects, nulls, numbers and a key "0", and inputs; session 40's metadata holds the key "1" twice (a
+    non-string key beside a string one), which no map can hold."""
     batch = Batch()
     for n in range(10, 40):
         values: dict[str, Any] = {"plan": "team"} if n < 20 else {"prefs": {"theme": ("dark", "light")[n % 2]}}
@@ -69,8 +69,9 @@ def _enrichment() -> Batch:
             values["tier"] = None
         if n >= 30:
             values.update({"0": n % 3, "tier": 1e20 if n % 2 else "gold"})
-        batch.sessions.append(SessionUpdate("p", f"s{n:03d}", namespaces={"user_properties": values}))
-    batch.sessions.append(SessionUpdate("p", "s040", namespaces={"metadata": {1: "one", "1": "uno", "gone": None}}))
+        inputs = {"question": f"q{n % 4}"}
+        batch.sessions.append(SessionUpdate("p", f"s{n:03d}", namespaces={"user_properties": values, "inputs": inputs}))
+    batch.sessions.append(SessionUpdate("p", "s040", namespaces={"metadata": {1: "one", "1": "uno"}}))
     return batch
 
 
@@ -163,7 +164,7 @@ GROUP_FIELDS = {
     "the key 0 (a pointer's index is a key on an object)": Field("user_properties", (0,)),
     "absent everywhere": Field("user_properties", ("nope",)),
     "nested: parsed from the JSON": Field("user_properties", ("prefs", "theme")),
-    "a key written twice": Field("metadata", ("1",)),
+    "a namespace without key maps": Field("inputs", ("question",)),
 }
 
 
@@ -186,21 +187,24 @@ def test_group_keys_match_parsing_the_json(store: DuckDBStore, monkeypatch: pyte
 
 
 def test_key_maps_hold_every_top_level_key(store: DuckDBStore) -> None:
-    """Each map has its namespace's keys, and the values of the latest write."""
+    """Each map has its namespace's keys, and the values of the latest write; the one text with a
+    key twice has none, and its keys group as missing."""
     differ = " + ".join(
-        f"count(*) FILTER (list_sort(map_keys({ns}_keys)) IS DISTINCT FROM list_sort(list_distinct(json_keys({ns}))))"
-        for ns in NAMESPACES
+        f"count(*) FILTER (list_sort(map_keys({ns}_keys)) IS DISTINCT FROM list_sort(json_keys({ns})))"
+        for ns in duckdb_store._MAPPED_NAMESPACES
     )
-    assert store._cursor().execute(f"SELECT {differ} FROM sessions").fetchone() == (0,)
+    assert store._cursor().execute(f"SELECT {differ} FROM sessions WHERE session_id != 's040'").fetchone() == (0,)
     found = store._cursor().execute(
         "SELECT user_properties_keys['plan'], user_properties_keys['tier'], metadata_keys "
         "FROM sessions WHERE session_id IN ('s015', 's040') ORDER BY session_id"
     )
-    assert found.fetchall() == [('"team"', None, {}), ('"free"', None, {"1": '"one"', "gone": None})]
+    assert found.fetchall() == [('"team"', None, {}), ('"free"', None, None)]
+    groups = store.group_sessions(SessionQuery(("p",), parse('session_id = "s040"')), Field("metadata", ("1",)))
+    assert [(g["missing"], g["sessions"]) for g in groups] == [(True, 1)]
 
 
 def _key_maps(store: DuckDBStore) -> list[tuple]:
-    maps = ", ".join(f"{ns}_keys" for ns in NAMESPACES)
+    maps = ", ".join(f"{ns}_keys" for ns in duckdb_store._MAPPED_NAMESPACES)
     return store._cursor().execute(f"SELECT session_id, {maps} FROM sessions ORDER BY session_id").fetchall()
 
 

@@ -3,7 +3,8 @@
 Writes come from one thread (the :mod:`~tracehive.store.writer`), each batch in one transaction,
 inserted column-wise through Arrow. Events are append-only and deduplicated by id, so a client
 retrying a batch whose answer it lost stores nothing twice. Sessions are one row each, kept up to
-date at write time (counts, time span, merged namespaces) so that listing them is cheap.
+date at write time (counts, time span, merged namespaces, maps of their top-level keys) so that
+listing and grouping them is cheap.
 """
 
 from __future__ import annotations
@@ -55,43 +56,36 @@ def _key_map(ns: str) -> str:
 # JSON in every session on every query. DuckDB fills them from the JSON text as the session is
 # written, so new and migrated rows hold the same text json_extract gives; a JSON null is an SQL
 # NULL under a present key. The inner cast makes the text JSON (a VARCHAR would be read as DuckDB's
-# own map literal).
-_CAST_KEY_MAP = "TRY_CAST(CAST({ns} AS JSON) AS MAP(VARCHAR, JSON))"
-# A text with a key twice (a non-string key beside its string form) cannot be cast: its map is
-# built key by key, keeping the first value as json_extract does.
-_BUILD_KEY_MAP = (
-    "map_from_entries(list_transform(list_distinct(json_keys({ns})), lambda _th_key: {{'key': _th_key, "
-    "'value': nullif(json_extract({ns}, '/' || replace(replace(_th_key, '~', '~0'), '/', '~1')), 'null')}}))"
-)
-_KEY_MAPS = {_key_map(ns): f"coalesce({_CAST_KEY_MAP}, {_BUILD_KEY_MAP})".format(ns=ns) for ns in NAMESPACES}
+# own map literal). A text with a key twice, which only Python code mixing keys like 1 and "1" can
+# write, gets no map: its top-level keys group as missing (json_extract reads the first of the two,
+# get_session shows the second). Building such maps key by key would take a lambda, whose binding
+# costs about a millisecond per namespace on every write.
+# Only the namespaces that describe a session get maps: inputs and outputs are its payload, free
+# text nobody groups by, which a map would store a second time (and each map costs every write).
+_MAPPED_NAMESPACES = tuple(ns for ns in NAMESPACES if ns not in ("inputs", "outputs"))
+_KEY_MAPS = {_key_map(ns): f"TRY_CAST(CAST({ns} AS JSON) AS MAP(VARCHAR, JSON))" for ns in _MAPPED_NAMESPACES}
 # Writes name their columns: the key maps, derived from the namespaces, come after them.
 _REPLACE_SESSIONS = (
     f"INSERT OR REPLACE INTO sessions ({', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS)}) "
     f"SELECT {', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS.values())} FROM incoming_sessions"
 )
-
-
-def _add_key_map(ns: str) -> tuple[str, ...]:
-    """Statements giving the stored sessions the key map of ``ns``. The map is added empty, then
-    retyped from the namespace: DuckDB rewrites the column in about a second per 100,000 sessions
-    and keeps the table's row groups (and so the time ranges a filtered listing skips by), which a
-    rebuilt table loses. The key-by-key build runs as an update of the rows that need it: inside
-    ``ALTER ... USING`` DuckDB 2.0 fails on its lambda with an internal error."""
-    column = _key_map(ns)
-    return (
-        f"ALTER TABLE sessions ADD COLUMN {column} VARCHAR",
-        f"ALTER TABLE sessions ALTER {column} TYPE MAP(VARCHAR, JSON) USING ({_CAST_KEY_MAP.format(ns=ns)})",
-        f"UPDATE sessions SET {column} = {_BUILD_KEY_MAP.format(ns=ns)} WHERE {column} IS NULL",
-    )
-
-
 MIGRATIONS = (
     # Version 1 is the schema files made before versioning had; IF NOT EXISTS adopts them as they are.
     Migration(1, "sessions and events", (SCHEMA,)),
+    # Each map is added empty, then retyped from its namespace: DuckDB rewrites the column in about
+    # a second per 100,000 sessions and keeps the table's row groups (and so the time ranges a
+    # filtered listing skips by), which a rebuilt table loses.
     Migration(
         2,
-        "sessions: a map of each namespace's top-level keys",
-        tuple(statement for ns in NAMESPACES for statement in _add_key_map(ns)),
+        "sessions: maps of the top-level keys of each namespace but inputs and outputs",
+        tuple(
+            statement
+            for column, sql in _KEY_MAPS.items()
+            for statement in (
+                f"ALTER TABLE sessions ADD COLUMN {column} VARCHAR",
+                f"ALTER TABLE sessions ALTER {column} TYPE MAP(VARCHAR, JSON) USING ({sql})",
+            )
+        ),
     ),
 )
 
@@ -128,7 +122,7 @@ def _group_key(field: Field) -> tuple[str, list[Any]]:
     column = quote_column(field.column)
     if SESSION_FIELDS[field.column] != "json":
         return f"CAST(to_json({column}) AS VARCHAR)", []
-    if len(field.path) > 1:
+    if len(field.path) > 1 or field.column not in _MAPPED_NAMESPACES:
         return f"CAST(json_extract({column}, ?) AS VARCHAR)", [json_pointer(field.path)]
     # A JSON pointer names an object's key by its text, so an index 0 is the key "0" here too.
     key, keys = str(field.path[0]), quote_column(_key_map(field.column))
