@@ -162,7 +162,10 @@ class _SessionState:
 class DuckDBStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self._db = duckdb.connect(self.path)
+        # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
+        # loads DuckDB's built-in json extension; with autoinstall on, DuckDB tries to download it
+        # first and fails to open the file offline.
+        self._db = duckdb.connect(self.path, config={"autoinstall_known_extensions": False})
         try:
             self._migrate()
         except BaseException:
