@@ -13,6 +13,7 @@ from tracehive.filters import parse
 from tracehive.model import Batch, Event, SessionUpdate
 from tracehive.store import duckdb as duckdb_store
 from tracehive.store.base import Cursor, SessionQuery
+from tracehive.store.columns import Rows
 from tracehive.store.duckdb import DuckDBStore
 
 SECOND_NS = 10**9
@@ -53,7 +54,7 @@ def _batch() -> Batch:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory):
     opened = DuckDBStore(tmp_path_factory.mktemp("shapes") / "store.duckdb")
-    opened.write(_batch())
+    opened.write(Rows.of(_batch()))
     yield opened
     opened.close()
 
