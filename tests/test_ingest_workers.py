@@ -15,16 +15,18 @@ from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
 HEADERS = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (Linux /proc)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+def descendants(root: int) -> list[int]:
+    """Every process below ``root``, from each process's parent in /proc (Linux)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            children = (task / "children").read_text().split()
-        except OSError:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        for child in map(int, children):
-            found += [child, *descendants(child)]
+    found, frontier = [], {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier}
+        found += sorted(frontier)
     return found
 
 
