@@ -79,11 +79,20 @@ class Server:
     process: subprocess.Popen
     log: Path
 
+    def processes(self) -> list[int]:
+        """The server and every process it started (tracehive's ingest workers, for one)."""
+        return [self.process.pid, *descendants(self.process.pid)]
+
     def peak_rss_mb(self) -> float:
-        return proc_memory_mb(self.process.pid, "VmHWM")
+        """The sum of each process's own peak: an upper bound, as pages they share count twice."""
+        return sum(proc_memory_mb(pid, "VmHWM") for pid in self.processes())
 
     def rss_mb(self) -> float:
-        return proc_memory_mb(self.process.pid, "VmRSS")
+        return sum(proc_memory_mb(pid, "VmRSS") for pid in self.processes())
+
+    def cpu_seconds(self) -> float:
+        """User plus system time of the server's processes so far (all their threads)."""
+        return sum(proc_cpu_seconds(pid) for pid in self.processes())
 
     def stop(self) -> None:
         self.process.terminate()
@@ -107,6 +116,24 @@ def start_tracehive(data_dir: Path, log_name: str = "tracehive.log") -> Server:
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/api/v1/health", 60, process)
     return Server(url, process, log)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_memory_mb(pid: int, field: str) -> float:

@@ -5,8 +5,9 @@
 Both servers get the same OTLP/HTTP protobuf load (sessions of 10 spans with user properties,
 metadata, inputs and outputs, 50 sessions per request, a few concurrent clients), one after the
 other. The clock runs from the first request to the moment the server's own read API shows every
-span; peak memory is the server process's high-water mark (VmHWM). Phoenix (SQLite) stores slowly,
-so it gets a smaller load and a deadline; its rate is computed over what it had stored by then.
+span; peak memory sums the high-water marks (VmHWM) of the server's processes. Phoenix (SQLite)
+stores slowly, so it gets a smaller load and a deadline; its rate is computed over what it had
+stored by then.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Outcome:
     ack_seconds: float
     peak_rss_mb: float
     failures: int
+    cpu_seconds: float  # the server's processes, from the first request until all was queryable
 
     @property
     def rate(self) -> float:
@@ -60,10 +62,11 @@ def run_load(name: str, server: Server, endpoint: str, headers: dict, count: Cal
     bodies = build_requests(run=1, sessions=sessions, sessions_per_request=SESSIONS_PER_REQUEST, users=USERS)
     expected = sessions * SPANS_PER_SESSION
     print(f"{name}: sending {expected} spans in {len(bodies)} requests from {clients} clients...")
+    cpu_before = server.cpu_seconds()
     sent = send(endpoint, headers, bodies, clients)
     stored, done = wait_stored(count, expected, sent.first_request + timeout)
     outcome = Outcome(name, expected, stored, done - sent.first_request, sent.last_answer - sent.first_request,
-                      server.peak_rss_mb(), sent.failures)  # fmt: skip
+                      server.peak_rss_mb(), sent.failures, server.cpu_seconds() - cpu_before)  # fmt: skip
     print(f"  acknowledged in {outcome.ack_seconds:.1f} s, {stored}/{expected} queryable after "
           f"{outcome.seconds:.1f} s: {outcome.rate:,.0f} spans/s, peak RSS {outcome.peak_rss_mb:.0f} MB")  # fmt: skip
     return outcome
@@ -120,7 +123,8 @@ def report(ours: Outcome, phoenix: Outcome, clients: int) -> str:
     ratio = ours.rate / phoenix.rate
     rows = [
         (o.name, f"{o.spans_sent:,}", f"{o.spans_stored:,}", f"{o.ack_seconds:.1f}", f"{o.seconds:.1f}",
-         f"**{o.rate:,.0f}**", f"{o.peak_rss_mb:.0f}", o.failures)
+         f"**{o.rate:,.0f}**", f"{o.cpu_seconds / max(o.spans_stored, 1) * 1e6:.0f}", f"{o.peak_rss_mb:.0f}",
+         o.failures)
         for o in (ours, phoenix)
     ]  # fmt: skip
     verdict = "met" if ratio >= 300 else "NOT met"
@@ -136,6 +140,7 @@ def report(ours: Outcome, phoenix: Outcome, clients: int) -> str:
                 "acked (s)",
                 "queryable (s)",
                 "spans/s",
+                "server CPU (us/span)",
                 "peak RSS (MB)",
                 "failed requests",
             ),

@@ -25,6 +25,7 @@ import httpx
 from common import ADMIN_KEY, DATA, percentile, start_tracehive, table, write_section
 from tracehive.model import Batch, Event, SessionUpdate
 from tracehive.store import DUCKDB_FILE
+from tracehive.store.columns import Rows
 from tracehive.store.duckdb import DuckDBStore
 
 VERSION = "2"  # bump when the generated data changes, so cached files are rebuilt
@@ -104,7 +105,7 @@ def load(data_dir: Path) -> float:
     started = time.monotonic()
     try:
         for first in range(0, SESSIONS, SESSIONS_PER_WRITE):
-            store.write(make_batch(first, SESSIONS_PER_WRITE, rng))
+            store.write(Rows.of(make_batch(first, SESSIONS_PER_WRITE, rng)))
             done = (first + SESSIONS_PER_WRITE) * EVENTS_PER_SESSION
             print(f"  {done:,} events written ({time.monotonic() - started:.0f} s)", flush=True)
     finally:

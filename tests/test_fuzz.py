@@ -3,6 +3,7 @@ errors, and the HTTP API, driven from its own OpenAPI spec, never answers 5xx.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -17,9 +18,9 @@ from tests.conftest import ADMIN_KEY, start_server
 from tests.otlp_payloads import json_request, new_span_id, new_trace_id, protobuf_request
 
 from tracehive.filters import SESSION_FIELDS, FilterError, parse
-from tracehive.server.limits import Limits, check_spans, enforce_batch
-from tracehive.server.mapping import spans_to_batch
-from tracehive.server.otlp import OtlpError, decode_json, decode_protobuf
+from tracehive.server.limits import Limits
+from tracehive.server.otlp import OtlpError
+from tracehive.server.workers import JSON, PROTOBUF, prepare
 from tracehive.store.duckdb import SCHEMA
 from tracehive.store.duckdb_filter import to_duckdb_sql
 
@@ -33,33 +34,29 @@ json_values = st.recursive(
 )
 
 
-def ingest(decode, body: bytes) -> None:
-    """The whole ingest path short of the store; only OtlpError may escape."""
-    try:
-        spans = decode(body)
-        check_spans(spans, Limits())
-        enforce_batch(spans_to_batch(spans, "fuzz"), Limits())
-    except OtlpError:
-        pass
+def ingest(content_type: str, body: bytes) -> None:
+    """The whole ingest path short of the store (what a worker process runs); only OtlpError may escape."""
+    with contextlib.suppress(OtlpError):
+        prepare(content_type, body, "fuzz", Limits())
 
 
 @FUZZ
 @given(st.binary(max_size=512))
 def test_protobuf_decoder_takes_any_bytes(body):
-    ingest(decode_protobuf, body)
+    ingest(PROTOBUF, body)
 
 
 @FUZZ
 @given(st.integers(0, 200), st.binary(min_size=1, max_size=8))
 def test_protobuf_decoder_takes_a_valid_request_with_damage(position, junk):
     body = protobuf_request([{"trace_id": new_trace_id(), "span_id": new_span_id(), "attributes": {"a": 1, "b": "x"}}])
-    ingest(decode_protobuf, body[:position] + junk + body[position + len(junk) :])
+    ingest(PROTOBUF, body[:position] + junk + body[position + len(junk) :])
 
 
 @FUZZ
 @given(json_values)
 def test_json_decoder_takes_any_json(document):
-    ingest(decode_json, json.dumps(document).encode())
+    ingest(JSON, json.dumps(document).encode())
 
 
 ANY_VALUE_FIELDS = ["stringValue", "intValue", "doubleValue", "boolValue", "arrayValue", "kvlistValue"]
@@ -78,7 +75,7 @@ def test_json_decoder_takes_well_shaped_requests_with_wrong_values(attributes, b
     span["attributes"] = [{"key": k, "value": v} for k, v in attributes.items()]
     if broken_field:
         span[broken_field] = junk
-    ingest(decode_json, json.dumps(document).encode())
+    ingest(JSON, json.dumps(document).encode())
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from tracehive.store import clickhouse_schema
 from tracehive.store import duckdb as duckdb_store
 from tracehive.store.base import SessionQuery
 from tracehive.store.clickhouse import ClickHouseStore
+from tracehive.store.columns import Rows
 from tracehive.store.duckdb import DuckDBStore
 from tracehive.store.migrations import SchemaTooNewError
 
@@ -32,7 +33,7 @@ def stores(tmp_path_factory, chdb_dsn):
     opened = {backend: open_backend(backend, folder, chdb_dsn, "suite") for backend in BACKENDS}
     for store in opened.values():
         for batch in BATCHES:
-            store.write(batch)
+            store.write(Rows.of(batch))
     yield opened
     for store in opened.values():
         store.close()
@@ -139,10 +140,10 @@ def test_two_store_instances_share_one_clickhouse(tmp_path, chdb_dsn):
         Batch(events=[event("x", "x3", T0 + 2, parent="x1", error="boom"), event("x", "x1", T0)],
               sessions=[update("x", user_properties={"prefs": {"b": 2}}, metadata={"via": "second"})]),
     ]  # fmt: skip
-    first.write(halves[0])
-    second.write(halves[1])
+    first.write(Rows.of(halves[0]))
+    second.write(Rows.of(halves[1]))
     for batch in halves:
-        reference.write(batch)
+        reference.write(Rows.of(batch))
     for store in (first, second):
         whole = store.get_session("x", WEB)
         assert [e["event_id"] for e in whole["events"]] == ["x1", "x2", "x3"]

@@ -18,7 +18,7 @@ from tracehive.filters import Field, parse
 from tracehive.model import Batch, Event, SessionUpdate
 from tracehive.store import duckdb as duckdb_store
 from tracehive.store.base import Cursor, SessionQuery
-from tracehive.store.columns import SESSION_COLUMNS
+from tracehive.store.columns import SESSION_COLUMNS, Rows
 from tracehive.store.duckdb import DuckDBStore
 from tracehive.store.duckdb_filter import json_pointer, quote_column
 from tracehive.store.migrations import SCHEMA_TABLE
@@ -78,8 +78,8 @@ def _enrichment() -> Batch:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory):
     opened = DuckDBStore(tmp_path_factory.mktemp("shapes") / "store.duckdb")
-    opened.write(_batch())
-    opened.write(_enrichment())
+    opened.write(Rows.of(_batch()))
+    opened.write(Rows.of(_enrichment()))
     yield opened
     opened.close()
 

@@ -1,3 +1,4 @@
 from tracehive.cli import app
 
-app(prog_name="tracehive")
+if __name__ == "__main__":  # not when a worker process imports the main module
+    app(prog_name="tracehive")

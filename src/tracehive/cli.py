@@ -22,6 +22,7 @@ from tracehive.server.app import create_app, open_keys
 from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
 from tracehive.server.deps import Settings
 from tracehive.server.limits import Limits
+from tracehive.server.workers import default_ingest_workers
 from tracehive.store.migrations import SchemaTooNewError
 
 app = typer.Typer(help="tracehive: self-hosted tracing for LLM applications.", no_args_is_help=True)
@@ -93,6 +94,10 @@ def serve(
     max_ingest_in_flight: Annotated[
         int, typer.Option(min=1, help="Ingest requests handled at once; past it, 503 with Retry-After.")
     ] = 16,
+    ingest_workers: Annotated[
+        int | None,
+        typer.Option(min=0, help="Processes decoding ingest requests; default one per core (up to 4), 0 for none."),
+    ] = None,
 ) -> None:
     """Start the server."""
     settings = Settings(
@@ -101,6 +106,7 @@ def serve(
         store_url=store,
         limits=Limits(max_body_bytes=int(max_body_mb * 1024 * 1024)),
         max_ingest_in_flight=max_ingest_in_flight,
+        ingest_workers=default_ingest_workers() if ingest_workers is None else ingest_workers,
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys, created = open_keys(settings)

@@ -13,6 +13,7 @@ from tracehive import __version__, dashboard
 from tracehive.server import api, honeyhive, honeyhive_read, ingest
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.deps import ServerState, Settings
+from tracehive.server.workers import IngestWorkers
 from tracehive.store import open_store
 from tracehive.store.writer import BulkWriter
 
@@ -49,10 +50,12 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
         keys, _ = open_keys(settings)
     store = open_store(settings.store_url, settings.data_dir)
     writer = BulkWriter(store)
+    workers = IngestWorkers(settings.ingest_workers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        workers.close()
         writer.close()
         store.close()
 
@@ -65,7 +68,7 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, keys=keys)
+    app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, workers=workers, keys=keys)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(ingest.router)

@@ -10,6 +10,7 @@ from fastapi import HTTPException, Request
 from tracehive.server.auth import KeyRing, Principal, bearer_token
 from tracehive.server.limits import Limits
 from tracehive.server.logins import SESSION_COOKIE, Logins
+from tracehive.server.workers import IngestWorkers, default_ingest_workers
 from tracehive.store.base import Store
 from tracehive.store.writer import BulkWriter
 
@@ -22,6 +23,8 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     # Ingest requests decoded or waiting for the writer at once; past it, 503 with Retry-After.
     max_ingest_in_flight: int = 16
+    # Processes that decode and map ingest requests (0: a thread of the server process).
+    ingest_workers: int = field(default_factory=default_ingest_workers)
 
 
 @dataclass
@@ -29,6 +32,7 @@ class ServerState:
     settings: Settings
     store: Store
     writer: BulkWriter
+    workers: IngestWorkers
     keys: KeyRing
     ingest_in_flight: int = 0  # only touched on the event loop
     logins: Logins = field(init=False)

@@ -25,6 +25,7 @@ from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
 from tracehive.server.limits import LimitError, enforce_batch
 from tracehive.store.base import Row, SessionQuery
+from tracehive.store.columns import Rows
 
 router = APIRouter(tags=["honeyhive"])
 
@@ -99,7 +100,7 @@ async def write_session(request: Request, update: SessionUpdate) -> None:
         enforce_batch(batch, state(request).settings.limits)
     except LimitError as exc:
         raise HTTPException(400, str(exc)) from None
-    await ingest.commit(request, batch)
+    await ingest.commit(request, Rows.of(batch))
 
 
 def _ms_to_ns(ms: float | None) -> int | None:

@@ -7,25 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tracehive.model import DEFAULT_PROJECT, Batch
+from tracehive.model import DEFAULT_PROJECT
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
-from tracehive.server.limits import Limits, check_spans, enforce_batch
-from tracehive.server.mapping import spans_to_batch
-from tracehive.server.otlp import OtlpError, Span, decode_json, decode_protobuf
+from tracehive.server.otlp import OtlpError
+from tracehive.server.workers import JSON, PROTOBUF, WorkerLost
 from tracehive.store.base import StoreFullError
+from tracehive.store.columns import Rows
 from tracehive.store.writer import Overloaded
 
 router = APIRouter(tags=["ingest"])
-
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -53,22 +48,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     return out
 
 
-def to_batch(decode: Callable[[bytes], list[Span]], body: bytes, default_project: str, limits: Limits) -> Batch:
-    """Decode, check and map one request body (CPU work, run off the event loop)."""
-    spans = decode(body)
-    check_spans(spans, limits)
-    batch = spans_to_batch(spans, default_project)
-    enforce_batch(batch, limits)
-    return batch
-
-
-def enforce_project(who: Principal, batch: Batch) -> None:
+def enforce_project(who: Principal, rows: Rows) -> None:
     """A project key writes only to its own project."""
     if who.project is None:
         return
-    for item in (*batch.events, *batch.sessions):
-        if item.project != who.project:
-            raise HTTPException(403, f"this API key cannot write to project {item.project!r}")
+    for project in rows.projects():
+        if project != who.project:
+            raise HTTPException(403, f"this API key cannot write to project {project!r}")
 
 
 def retry_later(message: str) -> HTTPException:
@@ -76,10 +62,10 @@ def retry_later(message: str) -> HTTPException:
     return HTTPException(503, f"{message}, retry later", headers={"Retry-After": "1"})
 
 
-async def commit(request: Request, batch: Batch) -> None:
+async def commit(request: Request, rows: Rows) -> None:
     """Hand a batch to the writer and wait until it is durable, mapping failures onto HTTP."""
     try:
-        await asyncio.wrap_future(state(request).writer.submit(batch))
+        await asyncio.wrap_future(state(request).writer.submit(rows))
     except Overloaded:
         raise retry_later("server is overloaded") from None
     except StoreFullError:
@@ -98,13 +84,14 @@ async def export_traces(request: Request, who: Principal = Depends(principal)) -
     try:
         limits = server.settings.limits
         body = await read_body(request, limits.max_body_bytes)
-        decode = decode_protobuf if content_type == PROTOBUF else decode_json
         try:
-            batch = await run_in_threadpool(to_batch, decode, body, who.project or DEFAULT_PROJECT, limits)
+            rows = await server.workers.prepare(content_type, body, who.project or DEFAULT_PROJECT, limits)
         except OtlpError as exc:
             raise HTTPException(400, str(exc)) from None
-        enforce_project(who, batch)
-        await commit(request, batch)
+        except WorkerLost as exc:
+            raise retry_later(str(exc)) from None
+        enforce_project(who, rows)
+        await commit(request, rows)
     finally:
         server.ingest_in_flight -= 1
     if content_type == PROTOBUF:

@@ -58,7 +58,12 @@ def _pb_value(value: AnyValue) -> Any:
 
 
 def _pb_attributes(attributes) -> dict[str, Any]:
-    return {kv.key: _pb_value(kv.value) for kv in attributes}
+    out = {}
+    for kv in attributes:
+        value = kv.value
+        # Most attributes are strings: read those without the general dispatch.
+        out[kv.key] = value.string_value if value.WhichOneof("value") == "string_value" else _pb_value(value)
+    return out
 
 
 def decode_protobuf(body: bytes) -> list[Span]:
@@ -72,21 +77,22 @@ def decode_protobuf(body: bytes) -> list[Span]:
         resource = _pb_attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                trace_id, span_id, status, events = span.trace_id, span.span_id, span.status, span.events
+                if len(trace_id) != 16 or len(span_id) != 8:
                     raise OtlpError("span.trace_id must be 16 bytes and span.span_id 8 bytes")
                 spans.append(
                     Span(
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
+                        trace_id=trace_id.hex(),
+                        span_id=span_id.hex(),
                         parent_id=span.parent_span_id.hex() or None,
                         name=span.name,
                         start_ns=span.start_time_unix_nano,
                         end_ns=span.end_time_unix_nano,
                         attributes=_pb_attributes(span.attributes),
                         resource=resource,
-                        status_code=span.status.code,
-                        status_message=span.status.message,
-                        events=[(e.name, _pb_attributes(e.attributes)) for e in span.events],
+                        status_code=status.code,
+                        status_message=status.message,
+                        events=[(e.name, _pb_attributes(e.attributes)) for e in events] if events else [],
                     )
                 )
     return spans

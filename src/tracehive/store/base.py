@@ -1,6 +1,6 @@
 """The narrow interface between the server and a storage backend.
 
-The server hands a store whole :class:`~tracehive.model.Batch` es and asks it a few questions;
+The server hands a store whole batches (as :class:`~tracehive.store.columns.Rows`) and asks it a few questions;
 SQL dialects, schemas and merge strategies stay inside each backend.
 """
 
@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tracehive.filters import Expr, Field
-from tracehive.model import Batch
+from tracehive.store.columns import Rows
 
 Row = dict[str, Any]
 
@@ -70,7 +70,7 @@ class EventQuery:
 
 
 class Store(Protocol):
-    def write(self, batch: Batch) -> None:
+    def write(self, rows: Rows) -> None:
         """Store a batch atomically; when it returns, the data is durable."""
 
     def list_sessions(self, query: SessionQuery) -> list[Row]:

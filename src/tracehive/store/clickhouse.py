@@ -23,19 +23,20 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
-from tracehive.model import NAMESPACES, Batch, SessionUpdate
+from tracehive.model import NAMESPACES, SessionUpdate
 from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
 from tracehive.store.clickhouse_filter import json_path_sql, quote, to_clickhouse_sql
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
+from tracehive.store.columns import EVENT_SCHEMA, Rows, dumps
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
-from tracehive.store.columns import dumps, event_columns
 from tracehive.store.migrations import SCHEMA_TABLE, apply
 from tracehive.store.rows import group_value, iso, record_row, stats, user_row
 
 DEFAULT_DATABASE = "tracehive"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME = pa.timestamp("us", tz="UTC")
+_EVENT_SCHEMA = pa.schema([f.with_type(_TIME) if f.type == pa.timestamp("us") else f for f in EVENT_SCHEMA])
 _DISK_FULL_MARKERS = ("NOT_ENOUGH_SPACE", "No space left on device")
 
 
@@ -129,12 +130,12 @@ class ClickHouseStore:
         self._client.close()
 
     # --- writes ---------------------------------------------------------------------------
-    def write(self, batch: Batch) -> None:
+    def write(self, rows: Rows) -> None:
         try:
-            if batch.events:
-                self._client.insert_arrow(f"{self._db}.events", pa.table(event_columns(batch.events, _TIME)))
-            if batch.sessions:
-                self._client.insert_arrow(f"{self._db}.session_updates", self._updates_table(batch.sessions))
+            if rows.events.num_rows:
+                self._client.insert_arrow(f"{self._db}.events", rows.events.cast(_EVENT_SCHEMA))
+            if rows.sessions:
+                self._client.insert_arrow(f"{self._db}.session_updates", self._updates_table(rows.sessions))
         except ClickHouseError as exc:
             if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc

@@ -3,12 +3,15 @@ table, ClickHouse through clickhouse-connect's Arrow insert)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from tracehive.model import NAMESPACES, Event
+from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate
 
 # What the stores answer, in this order: a record's own fields, then its namespaces.
 SESSION_COLUMNS = (
@@ -33,28 +36,97 @@ def _namespace_text(event: Event, ns: str) -> str:
     return dumps(event.namespaces.get(ns))
 
 
+_TEXT = pa.string()
+EVENT_SCHEMA = pa.schema(
+    [
+        *((name, _TEXT) for name in EVENT_COLUMNS[:7]),
+        ("start_time", pa.timestamp("us")),
+        ("end_time", pa.timestamp("us")),
+        ("duration_ms", pa.float64()),
+        ("error", _TEXT),
+        *((ns, _TEXT) for ns in NAMESPACES),
+    ]
+)
+
+
 def unique_events(events: list[Event]) -> list[Event]:
-    """The events not repeated in the list (a retry inside one batch keeps its first copy)."""
+    """One copy of each (project, event_id): a client's retry inside one batch is stored once."""
     return list({(e.project, e.event_id): e for e in events}.values())
 
 
-def event_columns(events: list[Event], time_type: pa.DataType) -> dict[str, Any]:
-    """One column per event field, for the events not repeated in the list (see
-    :func:`unique_events`); times in microseconds as ``time_type``."""
-    unique = unique_events(events)
-    columns: dict[str, Any] = {
-        "project": [e.project for e in unique],
-        "event_id": [e.event_id for e in unique],
-        "session_id": [e.session_id for e in unique],
-        "trace_id": [e.trace_id for e in unique],
-        "parent_id": [e.parent_id for e in unique],
-        "event_type": [e.event_type for e in unique],
-        "event_name": [e.event_name for e in unique],
-        "start_time": pa.array([e.start_ns // 1000 for e in unique], pa.timestamp("us")).cast(time_type),
-        "end_time": pa.array([e.end_ns // 1000 for e in unique], pa.timestamp("us")).cast(time_type),
-        "duration_ms": pa.array([e.duration_ms for e in unique], pa.float64()),
-        "error": pa.array([e.error for e in unique], pa.string()),
-    }
-    for ns in NAMESPACES:
-        columns[ns] = [_namespace_text(e, ns) for e in unique]
-    return columns
+def event_table(unique: list[Event]) -> pa.Table:
+    """Events (each once, see :func:`unique_events`) as an Arrow table of :data:`EVENT_SCHEMA`."""
+    columns: list[Any] = [
+        [e.project for e in unique],
+        [e.event_id for e in unique],
+        [e.session_id for e in unique],
+        [e.trace_id for e in unique],
+        [e.parent_id for e in unique],
+        [e.event_type for e in unique],
+        [e.event_name for e in unique],
+        [e.start_ns // 1000 for e in unique],
+        [e.end_ns // 1000 for e in unique],
+        [e.duration_ms for e in unique],
+        [e.error for e in unique],
+    ]
+    columns += [[_namespace_text(e, ns) for e in unique] for ns in NAMESPACES]
+    return pa.Table.from_arrays(
+        [pa.array(c, f.type) for c, f in zip(columns, EVENT_SCHEMA, strict=True)], schema=EVENT_SCHEMA
+    )
+
+
+SessionTotals = tuple[str, str, int, int, int, int]
+
+
+def session_totals(events: Iterable[tuple[str, str, int, int, bool]]) -> list[SessionTotals]:
+    """What events, given as (project, session_id, start, end, is_error), add to each session they
+    belong to (see :attr:`Rows.totals`)."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for project, session_id, start, end, is_error in events:
+        found = totals.get((project, session_id))
+        if found is None:
+            totals[(project, session_id)] = [start, end, 1, int(is_error)]
+        else:
+            found[0] = min(found[0], start)
+            found[1] = max(found[1], end)
+            found[2] += 1
+            found[3] += is_error
+    return [(project, session_id, *values) for (project, session_id), values in totals.items()]
+
+
+@dataclass(slots=True)
+class Rows:
+    """A batch in the form the stores write it: the events as one Arrow table and the session
+    updates as they are. Ingest builds it where it maps the request (a worker process), so that the
+    single writer only concatenates tables and inserts them."""
+
+    events: pa.Table
+    sessions: list[SessionUpdate]
+    # Per session the events touch: (project, session_id, first start, last end in microseconds,
+    # events, errors); a session may appear more than once (from several requests).
+    totals: list[SessionTotals]
+
+    @classmethod
+    def of(cls, batch: Batch) -> Rows:
+        unique = unique_events(batch.events)
+        totals = session_totals(
+            (e.project, e.session_id, e.start_ns // 1000, e.end_ns // 1000, e.error is not None) for e in unique
+        )
+        return cls(event_table(unique), list(batch.sessions), totals)
+
+    @classmethod
+    def concat(cls, parts: list[Rows]) -> Rows:
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            pa.concat_tables([p.events for p in parts]),
+            [u for p in parts for u in p.sessions],
+            [t for p in parts for t in p.totals],
+        )
+
+    def __len__(self) -> int:
+        return self.events.num_rows + len(self.sessions)
+
+    def projects(self) -> set[str]:
+        """Every project the rows write to."""
+        return {*pc.unique(self.events["project"]).to_pylist(), *(u.project for u in self.sessions)}

@@ -20,14 +20,15 @@ import orjson
 import pyarrow as pa
 
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
-from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate, deep_merge
+from tracehive.model import NAMESPACES, SessionUpdate, deep_merge
 from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
-from tracehive.store.columns import event_columns, unique_events
+from tracehive.store.columns import Rows, SessionTotals, session_totals
 from tracehive.store.duckdb_filter import json_pointer, quote_column, to_duckdb_sql
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
 from tracehive.store.rows import group_value, iso, record_row, stats, user_row
+from tracehive.store.seen import SeenKeys
 
 _NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
 SCHEMA = f"""
@@ -65,8 +66,8 @@ def _key_map(ns: str) -> str:
 _MAPPED_NAMESPACES = tuple(ns for ns in NAMESPACES if ns not in ("inputs", "outputs"))
 _KEY_MAPS = {_key_map(ns): f"TRY_CAST(CAST({ns} AS JSON) AS MAP(VARCHAR, JSON))" for ns in _MAPPED_NAMESPACES}
 # Writes name their columns: the key maps, derived from the namespaces, come after them.
-_REPLACE_SESSIONS = (
-    f"INSERT OR REPLACE INTO sessions ({', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS)}) "
+_INTO_SESSIONS = (
+    f"INTO sessions ({', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS)}) "
     f"SELECT {', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS.values())} FROM incoming_sessions"
 )
 MIGRATIONS = (
@@ -97,6 +98,10 @@ _STATS = (
 )
 # How many of the newest sessions a filtered listing looks at first (see list_sessions).
 _FIRST_SCAN_DEPTH = 2000
+# The write-ahead log is folded into the file past this size. DuckDB's default (16 MB) checkpoints
+# every few seconds under steady ingest; 64 MB costs about 12% less CPU per span and a little more
+# memory and recovery time after a crash (bench/RESULTS.md).
+_CHECKPOINT_THRESHOLD = "64MB"
 _DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Disk quota exceeded")
 
 
@@ -165,13 +170,15 @@ class DuckDBStore:
         # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
         # loads DuckDB's built-in json extension; with autoinstall on, DuckDB tries to download it
         # first and fails to open the file offline.
-        self._db = duckdb.connect(self.path, config={"autoinstall_known_extensions": False})
+        config = {"checkpoint_threshold": _CHECKPOINT_THRESHOLD, "autoinstall_known_extensions": False}
+        self._db = duckdb.connect(self.path, config=config)
         try:
             self._migrate()
         except BaseException:
             self._db.close()
             raise
         self._local = threading.local()
+        self._seen = SeenKeys(self._db.execute("SELECT project, session_id FROM sessions").fetchall())
 
     def _migrate(self) -> None:
         """Bring the file's schema up to date in one transaction (see :mod:`~tracehive.store.migrations`)."""
@@ -198,15 +205,16 @@ class DuckDBStore:
         self._db.close()
 
     # --- writes ---------------------------------------------------------------------------
-    def write(self, batch: Batch) -> None:
+    def write(self, rows: Rows) -> None:
         cursor = self._cursor()
+        cursor.register("incoming_events", rows.events)
         try:
             try:
-                self._write(cursor, batch, fresh=True)
+                self._write(cursor, rows, fresh=True)
             except duckdb.ConstraintException:
                 # Some events are stored already (a client retried): start again, skipping those.
                 cursor.execute("ROLLBACK")
-                self._write(cursor, batch, fresh=False)
+                self._write(cursor, rows, fresh=False)
         except duckdb.Error as exc:
             # A failed COMMIT has already ended the transaction; only roll back one still open.
             with contextlib.suppress(duckdb.Error):
@@ -214,36 +222,27 @@ class DuckDBStore:
             if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
             raise
+        finally:
+            cursor.unregister("incoming_events")
 
-    def _write(self, cursor: duckdb.DuckDBPyConnection, batch: Batch, fresh: bool) -> None:
+    def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> None:
         cursor.execute("BEGIN TRANSACTION")
-        inserted = self._insert_events(cursor, batch.events, fresh)
-        self._upsert_sessions(cursor, inserted, batch.sessions)
+        self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions)
         cursor.execute("COMMIT")
 
-    def _insert_events(self, cursor: duckdb.DuckDBPyConnection, events: list[Event], fresh: bool) -> list[tuple]:
-        """Insert events not stored yet; returns (project, session_id, start, end, is_error) of each.
-        ``fresh``: expect every event to be new (the usual case), a plain insert that costs about half
-        of one skipping stored events, and fails if one is stored already."""
-        if not events:
-            return []
-        unique = unique_events(events)
-        cursor.register("incoming_events", pa.table(event_columns(unique, _TIME)))
-        try:
-            select = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM incoming_events"
-            if fresh:
-                cursor.execute(f"INSERT INTO events {select}")
-                return [
-                    (e.project, e.session_id, e.start_ns // 1000, e.end_ns // 1000, e.error is not None) for e in unique
-                ]
-            return cursor.execute(
-                f"INSERT OR IGNORE INTO events {select} "
-                "RETURNING project, session_id, epoch_us(start_time), epoch_us(end_time), error IS NOT NULL"
-            ).fetchall()
-        finally:
-            # In a transaction a failed insert aborted, this fails too; registering again replaces it.
-            with contextlib.suppress(duckdb.TransactionException):
-                cursor.unregister("incoming_events")
+    def _insert_events(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> list[SessionTotals]:
+        """Insert the registered ``incoming_events`` not stored yet; returns what they add to their
+        sessions. ``fresh``: expect every event to be new (the usual case), a plain insert that costs
+        about half of one skipping stored events, and fails if one is stored already."""
+        columns = ", ".join(_EVENT_COLUMNS)
+        if fresh:
+            cursor.execute(f"INSERT INTO events SELECT {columns} FROM incoming_events")
+            return rows.totals
+        inserted = cursor.execute(
+            f"INSERT OR IGNORE INTO events SELECT {columns} FROM incoming_events "
+            "RETURNING project, session_id, epoch_us(start_time), epoch_us(end_time), error IS NOT NULL"
+        ).fetchall()
+        return session_totals(inserted)
 
     def _load_sessions(self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]) -> dict:
         cursor.register("touched", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
@@ -265,23 +264,33 @@ class DuckDBStore:
             cursor.unregister("touched")
 
     def _upsert_sessions(
-        self, cursor: duckdb.DuckDBPyConnection, inserted: list[tuple], updates: list[SessionUpdate]
+        self, cursor: duckdb.DuckDBPyConnection, touched: list[tuple], updates: list[SessionUpdate]
     ) -> None:
-        keys = list(dict.fromkeys([(r[0], r[1]) for r in inserted] + [(u.project, u.session_id) for u in updates]))
+        keys = list(dict.fromkeys([(t[0], t[1]) for t in touched] + [(u.project, u.session_id) for u in updates]))
         if not keys:
             return
-        existing = self._load_sessions(cursor, keys)
+        seen = self._seen
+        maybe_stored = [key for key in keys if key in seen]
+        existing = self._load_sessions(cursor, maybe_stored) if maybe_stored else {}
         states = {key: _SessionState(existing.get(key)) for key in keys}
-        for project, session_id, start_us, end_us, is_error in inserted:
+        for project, session_id, start_us, end_us, events, errors in touched:
             state = states[(project, session_id)]
-            state.event_count += 1
-            state.error_count += int(is_error)
+            state.event_count += events
+            state.error_count += errors
             state.widen(start_us, end_us)
         for update in updates:
             states[(update.project, update.session_id)].apply(update)
-        self._replace_sessions(cursor, states)
+        stored = {key: state for key, state in states.items() if key in existing}
+        if stored:
+            self._replace_sessions(cursor, stored, "INSERT OR REPLACE")
+        if len(stored) < len(states):
+            self._replace_sessions(cursor, {k: v for k, v in states.items() if k not in existing}, "INSERT")
+            for key in keys:
+                seen.add(key)
 
-    def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict) -> None:
+    def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict, insert: str) -> None:
+        """Write whole session rows: ``INSERT`` for new ones, ``INSERT OR REPLACE`` for stored ones
+        (DuckDB's replace costs a look at the key index; a plain insert skips it)."""
         items = list(states.items())
         user_ids = [s.namespaces["user_properties"].get("user_id") for _, s in items]
         columns: dict[str, Any] = {
@@ -302,7 +311,7 @@ class DuckDBStore:
             columns[ns] = [_dumps(s.namespaces[ns]) for _, s in items]
         cursor.register("incoming_sessions", pa.table(columns))
         try:
-            cursor.execute(_REPLACE_SESSIONS)
+            cursor.execute(f"{insert} {_INTO_SESSIONS}")
         finally:
             cursor.unregister("incoming_sessions")
 

@@ -13,8 +13,8 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from tracehive.model import Batch
 from tracehive.store.base import Store
+from tracehive.store.columns import Rows
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class BulkWriter:
         self._thread = threading.Thread(target=self._run, name="tracehive-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, batch: Batch) -> Future:
+    def submit(self, batch: Rows) -> Future:
         """Queue a batch; the future completes when it is durable (or with the store's error)."""
         future: Future = Future()
         if not batch:
@@ -54,7 +54,7 @@ class BulkWriter:
         self._queue.put(_STOP)
         self._thread.join(timeout)
 
-    def _take(self) -> tuple[list[tuple[Batch, Future]], bool]:
+    def _take(self) -> tuple[list[tuple[Rows, Future]], bool]:
         """Block for one item, then take whatever else is waiting, up to the size of one write."""
         first = self._queue.get()
         if first is _STOP:
@@ -79,18 +79,15 @@ class BulkWriter:
             if taken:
                 self._write_all(taken)
 
-    def _write_all(self, taken: list[tuple[Batch, Future]]) -> None:
+    def _write_all(self, taken: list[tuple[Rows, Future]]) -> None:
         try:
             self._write(taken)
         finally:
             with self._pending_lock:
                 self._pending_items -= sum(len(batch) for batch, _ in taken)
 
-    def _write(self, taken: list[tuple[Batch, Future]]) -> None:
-        merged = Batch()
-        for batch, _ in taken:
-            merged.events.extend(batch.events)
-            merged.sessions.extend(batch.sessions)
+    def _write(self, taken: list[tuple[Rows, Future]]) -> None:
+        merged = Rows.concat([batch for batch, _ in taken])
         try:
             self.store.write(merged)
         except Exception as exc:

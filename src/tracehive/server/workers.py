@@ -1,0 +1,93 @@
+"""Ingest's CPU work, turning a request body into store rows, on every core.
+
+Decoding, checking and mapping spans is pure Python; under one interpreter lock it would keep a
+single core busy while the others wait. A pool of worker processes does it instead, and the server
+process keeps what must stay in one place: HTTP and the single writer. Workers are started fresh
+(``spawn``: forking a process that runs threads is unsafe) and exit on their own when the server
+dies, however it dies. With no workers the work runs on a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from fastapi.concurrency import run_in_threadpool
+
+from tracehive.server.limits import Limits, check_spans, enforce_batch
+from tracehive.server.mapping import spans_to_batch
+from tracehive.server.otlp import decode_json, decode_protobuf
+from tracehive.store.columns import Rows
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+def default_ingest_workers() -> int:
+    """One worker per core, up to four (past that the single writer is the limit)."""
+    return min(os.cpu_count() or 1, 4)
+
+
+class WorkerLost(RuntimeError):
+    """A worker process died (killed, out of memory) while holding a request; it is replaced."""
+
+
+def prepare(content_type: str, body: bytes, default_project: str, limits: Limits) -> Rows:
+    """Decode, check and map one request body (raises OtlpError with what is wrong)."""
+    spans = decode_protobuf(body) if content_type == PROTOBUF else decode_json(body)
+    check_spans(spans, limits)
+    batch = spans_to_batch(spans, default_project)
+    enforce_batch(batch, limits)
+    return Rows.of(batch)
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker: exit once the server is gone (killed with -9, a worker is adopted by another
+    process and would otherwise wait for work forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="tracehive-parent-watch", daemon=True).start()
+
+
+def _ready() -> None:
+    """Run once per worker at start, so that the pool is up before the first request."""
+
+
+class IngestWorkers:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._pool: ProcessPoolExecutor | None = None
+        if count:
+            self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(self.count, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),))
+        for _ in range(self.count):
+            pool.submit(_ready)
+        return pool
+
+    async def prepare(self, content_type: str, body: bytes, default_project: str, limits: Limits) -> Rows:
+        pool = self._pool
+        if pool is None:
+            return await run_in_threadpool(prepare, content_type, body, default_project, limits)
+        try:
+            return await asyncio.wrap_future(pool.submit(prepare, content_type, body, default_project, limits))
+        except BrokenProcessPool:
+            if self._pool is pool:
+                self._pool = self._start()
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise WorkerLost("an ingest worker stopped") from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
