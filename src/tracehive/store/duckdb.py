@@ -282,15 +282,16 @@ class DuckDBStore:
             states[(update.project, update.session_id)].apply(update)
         stored = {key: state for key, state in states.items() if key in existing}
         if stored:
-            self._replace_sessions(cursor, stored, "INSERT OR REPLACE")
+            self._replace_sessions(cursor, stored, stored=True)
         if len(stored) < len(states):
-            self._replace_sessions(cursor, {k: v for k, v in states.items() if k not in existing}, "INSERT")
+            self._replace_sessions(cursor, {k: v for k, v in states.items() if k not in existing}, stored=False)
             for key in keys:
                 seen.add(key)
 
-    def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict, insert: str) -> None:
-        """Write whole session rows: ``INSERT`` for new ones, ``INSERT OR REPLACE`` for stored ones
-        (DuckDB's replace costs a look at the key index; a plain insert skips it)."""
+    def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict, stored: bool) -> None:
+        """Write whole session rows; ``stored`` ones are deleted first. DuckDB's INSERT OR REPLACE
+        of rows with map columns costs milliseconds a row (635 ms per 100 rows of a table of 20,000);
+        a delete and a plain insert cost about what the replace did before the maps."""
         items = list(states.items())
         user_ids = [s.namespaces["user_properties"].get("user_id") for _, s in items]
         columns: dict[str, Any] = {
@@ -311,7 +312,12 @@ class DuckDBStore:
             columns[ns] = [_dumps(s.namespaces[ns]) for _, s in items]
         cursor.register("incoming_sessions", pa.table(columns))
         try:
-            cursor.execute(f"{insert} {_INTO_SESSIONS}")
+            if stored:
+                cursor.execute(
+                    "DELETE FROM sessions USING incoming_sessions AS i "
+                    "WHERE sessions.project = i.project AND sessions.session_id = i.session_id"
+                )
+            cursor.execute(f"INSERT {_INTO_SESSIONS}")
         finally:
             cursor.unregister("incoming_sessions")
 
