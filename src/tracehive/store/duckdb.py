@@ -66,8 +66,8 @@ def _key_map(ns: str) -> str:
 _MAPPED_NAMESPACES = tuple(ns for ns in NAMESPACES if ns not in ("inputs", "outputs"))
 _KEY_MAPS = {_key_map(ns): f"TRY_CAST(CAST({ns} AS JSON) AS MAP(VARCHAR, JSON))" for ns in _MAPPED_NAMESPACES}
 # Writes name their columns: the key maps, derived from the namespaces, come after them.
-_INTO_SESSIONS = (
-    f"INTO sessions ({', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS)}) "
+_INSERT_SESSIONS = (
+    f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS)}) "
     f"SELECT {', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS.values())} FROM incoming_sessions"
 )
 MIGRATIONS = (
@@ -317,7 +317,7 @@ class DuckDBStore:
                     "DELETE FROM sessions USING incoming_sessions AS i "
                     "WHERE sessions.project = i.project AND sessions.session_id = i.session_id"
                 )
-            cursor.execute(f"INSERT {_INTO_SESSIONS}")
+            cursor.execute(_INSERT_SESSIONS)
         finally:
             cursor.unregister("incoming_sessions")
 
