@@ -60,8 +60,8 @@ def _batch() -> Batch:
 
 def _enrichment() -> Batch:
     """A second write: sessions 10..19 change plan (so their key maps must follow), others gain
-    objects, nulls, numbers and a key "0", and inputs; session 40's metadata holds the key "1" twice (a
-    non-string key beside a string one), which no map can hold."""
+    objects, nulls, numbers, a key "0" and inputs; session 40's metadata holds the key "1" twice
+    (a non-string key beside a string one), which no map can hold."""
     batch = Batch()
     for n in range(10, 40):
         values: dict[str, Any] = {"plan": "team"} if n < 20 else {"prefs": {"theme": ("dark", "light")[n % 2]}}
@@ -222,7 +222,7 @@ def test_migration_fills_the_key_maps_of_an_older_file(store: DuckDBStore, tmp_p
     migrated = DuckDBStore(path)
     try:
         versions = migrated._cursor().execute(f"SELECT version FROM {SCHEMA_TABLE} ORDER BY version").fetchall()
-        assert versions == [(1,), (2,)]
+        assert versions == [(m.version,) for m in duckdb_store.MIGRATIONS]
         assert _key_maps(migrated) == _key_maps(store)
         for field in GROUP_FIELDS.values():
             assert _group_answers(migrated, field) == _group_answers(store, field)
