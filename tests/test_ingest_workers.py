@@ -51,13 +51,21 @@ def worker_pids(server_pid: int) -> list[int]:
     ]
 
 
+def wait_for_workers(server_pid: int, count: int) -> list[int]:
+    deadline = time.monotonic() + 20
+    while len(workers := worker_pids(server_pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(workers) == count, workers
+    return workers
+
+
 def test_a_dead_worker_is_replaced(tmp_path):
     server = start_server(tmp_path, "--ingest-workers", "2")
     try:
+        assert worker_pids(server.process.pid) == []  # no ingest yet, no workers
         first, answer = send_session(server.url)
         assert answer.status_code == 200, answer.text
-        workers = worker_pids(server.process.pid)
-        assert len(workers) == 2, workers
+        workers = wait_for_workers(server.process.pid, 2)
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         _, answer = send_session(server.url)
@@ -93,8 +101,8 @@ def test_workers_do_not_outlive_a_killed_server(tmp_path):
     server = start_server(tmp_path, "--ingest-workers", "2")
     _, answer = send_session(server.url)
     assert answer.status_code == 200, answer.text
+    wait_for_workers(server.process.pid, 2)
     below = descendants(server.process.pid)
-    assert len(worker_pids(server.process.pid)) == 2, below
     server.process.send_signal(signal.SIGKILL)
     server.process.wait()
     deadline = time.monotonic() + 15

@@ -17,8 +17,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from fastapi.concurrency import run_in_threadpool
-
 from tracehive.server.limits import Limits, check_spans, enforce_batch
 from tracehive.server.mapping import spans_to_batch
 from tracehive.server.otlp import decode_json, decode_protobuf
@@ -59,32 +57,36 @@ def _watch_parent(parent: int) -> None:
 
 
 def _ready() -> None:
-    """Run once per worker at start, so that the pool is up before the first request."""
+    """Run once per worker as the pool starts, so that every worker is up after the first request."""
 
 
 class IngestWorkers:
+    """The pool starts with the first ingest request: a server that only answers queries never
+    pays for the workers (about 80 MB each, mostly pyarrow)."""
+
     def __init__(self, count: int) -> None:
         self.count = count
         self._pool: ProcessPoolExecutor | None = None
-        if count:
-            self._pool = self._start()
 
-    def _start(self) -> ProcessPoolExecutor:
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(self.count, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),))
-        for _ in range(self.count):
-            pool.submit(_ready)
-        return pool
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(
+                self.count, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),)
+            )
+            for _ in range(self.count):
+                self._pool.submit(_ready)
+        return self._pool
 
     async def prepare(self, content_type: str, body: bytes, default_project: str, limits: Limits) -> Rows:
-        pool = self._pool
-        if pool is None:
-            return await run_in_threadpool(prepare, content_type, body, default_project, limits)
+        if not self.count:
+            return await asyncio.to_thread(prepare, content_type, body, default_project, limits)
+        pool = self._started()
         try:
             return await asyncio.wrap_future(pool.submit(prepare, content_type, body, default_project, limits))
         except BrokenProcessPool:
-            if self._pool is pool:
-                self._pool = self._start()
+            if self._pool is pool:  # the first request to notice replaces the pool
+                self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
             raise WorkerLost("an ingest worker stopped") from None
 
