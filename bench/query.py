@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import random
 import shutil
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from common import ADMIN_KEY, DATA, percentile, start_tracehive, table, write_section
+from common import ADMIN_KEY, DATA, percentile, proc_cpu_seconds, start_tracehive, table, write_section
 from tracehive.model import Batch, Event, SessionUpdate
 from tracehive.store import DUCKDB_FILE
 from tracehive.store.columns import Rows
@@ -139,13 +138,6 @@ QUERIES = {
 }
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, all threads) a process has used: unlike the wall time, it barely
-    moves when other processes load the machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def time_queries(url: str, pid: int, calls: int) -> list[tuple]:
     rng = random.Random(11)
     rows = []
@@ -154,10 +146,10 @@ def time_queries(url: str, pid: int, calls: int) -> list[tuple]:
             times, cpu = [], []
             for _ in range(calls + 2):  # the first two warm the caches and are not counted
                 target = path.format(session_id=session_id(rng.randrange(SESSIONS)))
-                cpu_before, started = cpu_seconds(pid), time.perf_counter()
+                cpu_before, started = proc_cpu_seconds(pid), time.perf_counter()
                 response = client.get(target, params=params)
                 times.append((time.perf_counter() - started) * 1000)
-                cpu.append((cpu_seconds(pid) - cpu_before) * 1000)
+                cpu.append((proc_cpu_seconds(pid) - cpu_before) * 1000)
                 if response.status_code != 200:
                     raise RuntimeError(f"{name}: {response.status_code} {response.text[:300]}")
             times, cpu = times[2:], cpu[2:]
@@ -177,7 +169,7 @@ def main() -> None:
     server = start_tracehive(data_dir, log_name="query-tracehive.log")
     try:
         rows = time_queries(server.url, server.process.pid, args.calls)
-        rss, peak = server.rss_mb(), server.peak_rss_mb()
+        rss, peak, processes = server.rss_mb(), server.peak_rss_mb(), len(server.processes())
     finally:
         server.stop()
     print(f"server memory: {rss:.0f} MB RSS after the queries, peak {peak:.0f} MB")
@@ -192,7 +184,8 @@ def main() -> None:
         "machine's other load taken out.\n\n"
         + table(("query", "p50 (ms)", "p95 (ms)", "server CPU (ms/call)", "p95 <= 50 ms"), rows)
         + f"\n\nServer memory: **{rss:.0f} MB** RSS after the queries, peak {peak:.0f} MB "
-        f"(target at most 300 MB: {'met' if peak <= 300 else 'NOT met'})."
+        f"(target at most 300 MB: {'met' if peak <= 300 else 'NOT met'}), over {processes} process(es): "
+        "this server ingests nothing, and ingest workers start only with the first ingest request."
     )
     write_section("query", "Queries at 1M events (`python bench/query.py`)", body)
 
