@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from tracehive.server.limits import Limits, check_spans, enforce_batch
@@ -62,26 +62,28 @@ def _ready() -> None:
 
 class IngestWorkers:
     """The pool starts with the first ingest request: a server that only answers queries never
-    pays for the workers (about 80 MB each, mostly pyarrow)."""
+    pays for the workers (about 80 MB each, mostly pyarrow). Until every worker is up (a second or
+    so of imports) requests are handled on a thread, so none waits for a process to start."""
 
     def __init__(self, count: int) -> None:
         self.count = count
         self._pool: ProcessPoolExecutor | None = None
+        self._starting: list[Future] = []
 
-    def _started(self) -> ProcessPoolExecutor:
+    def _ready_pool(self) -> ProcessPoolExecutor | None:
+        """The pool once all its workers are up; None (after starting it, if need be) before."""
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
                 self.count, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),)
             )
-            for _ in range(self.count):
-                self._pool.submit(_ready)
-        return self._pool
+            self._starting = [self._pool.submit(_ready) for _ in range(self.count)]
+        return self._pool if all(f.done() for f in self._starting) else None
 
     async def prepare(self, content_type: str, body: bytes, default_project: str, limits: Limits) -> Rows:
-        if not self.count:
+        pool = self._ready_pool() if self.count else None
+        if pool is None:
             return await asyncio.to_thread(prepare, content_type, body, default_project, limits)
-        pool = self._started()
         try:
             return await asyncio.wrap_future(pool.submit(prepare, content_type, body, default_project, limits))
         except BrokenProcessPool:
