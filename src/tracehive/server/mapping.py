@@ -42,13 +42,16 @@ _HH_METADATA_COPIES = ((A.HH_EVENT_TYPE, "event_type"), (A.HH_EVENT_NAME, "event
 _MAIN_MODULE_PREFIX = "__main__."
 
 
+# Spans of one kind repeat the same few keys; many keys are shaped afresh, keeping the cache small.
 _CACHED_KEYS = 16
 
 
 @lru_cache(maxsize=1024)
 def _shape(keys: tuple[str, ...]) -> Any:
-    """The nesting :func:`unflatten` gives these keys, with a :class:`_Leaf` naming each value's
-    key: it depends on the keys alone."""
+    """How dotted keys (``prefs.theme``) nest, with a :class:`_Leaf` naming each value's key: it
+    depends on the keys alone. An object whose keys are exactly 0..n-1 becomes a list (``langs.0``,
+    ``langs.1``); where a key is both a value and a prefix of others, the value keeps its key and
+    the longer keys stay flat."""
     root: dict[str, Any] = {}
     for key in sorted(keys, key=lambda k: k.count(".")):
         parts = key.split(".")
@@ -318,7 +321,7 @@ def spans_to_batch(spans: list[Span], default_project: str) -> Batch:
                 )
             )
             continue
-        if plan.hh_event or A.HH_EVENT_NAME in attrs:
+        if plan.hh_event or A.HH_EVENT_NAME in plan.event_name:
             _drop_hh_metadata_copies(namespaces, attrs)
         user_id = _apply_generic(namespaces, plan, attrs)
         if source is None:

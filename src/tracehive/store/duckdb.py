@@ -234,6 +234,8 @@ class DuckDBStore:
         """Insert the registered ``incoming_events`` not stored yet; returns what they add to their
         sessions. ``fresh``: expect every event to be new (the usual case), a plain insert that costs
         about half of one skipping stored events, and fails if one is stored already."""
+        if not rows.events.num_rows:  # a batch of session records only
+            return []
         columns = ", ".join(_EVENT_COLUMNS)
         if fresh:
             cursor.execute(f"INSERT INTO events SELECT {columns} FROM incoming_events")
@@ -281,11 +283,12 @@ class DuckDBStore:
         for update in updates:
             states[(update.project, update.session_id)].apply(update)
         stored = {key: state for key, state in states.items() if key in existing}
+        new = {key: state for key, state in states.items() if key not in existing}
         if stored:
             self._replace_sessions(cursor, stored, stored=True)
-        if len(stored) < len(states):
-            self._replace_sessions(cursor, {k: v for k, v in states.items() if k not in existing}, stored=False)
-            for key in keys:
+        if new:
+            self._replace_sessions(cursor, new, stored=False)
+            for key in new:
                 seen.add(key)
 
     def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict, stored: bool) -> None:
