@@ -101,8 +101,8 @@ def _json_namespace(key: str, value: Any) -> dict[str, Any]:
         return value
     try:
         parsed = orjson.loads(value) if isinstance(value, str | bytes) else None
-    except orjson.JSONDecodeError:
-        parsed = None
+    except orjson.JSONDecodeError as exc:
+        raise OtlpError(f"attribute {key!r} is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise OtlpError(f"attribute {key!r} must hold a JSON object")
     return parsed

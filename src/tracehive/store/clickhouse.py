@@ -131,11 +131,15 @@ class ClickHouseStore:
 
     # --- writes ---------------------------------------------------------------------------
     def write(self, rows: Rows) -> None:
+        # Both tables are built before either insert, so a value that cannot be converted fails the
+        # write before anything of it is stored.
+        events = rows.events.cast(_EVENT_SCHEMA) if rows.events.num_rows else None
+        updates = self._updates_table(rows.sessions) if rows.sessions else None
         try:
-            if rows.events.num_rows:
-                self._client.insert_arrow(f"{self._db}.events", rows.events.cast(_EVENT_SCHEMA))
-            if rows.sessions:
-                self._client.insert_arrow(f"{self._db}.session_updates", self._updates_table(rows.sessions))
+            if events is not None:
+                self._client.insert_arrow(f"{self._db}.events", events)
+            if updates is not None:
+                self._client.insert_arrow(f"{self._db}.session_updates", updates)
         except ClickHouseError as exc:
             if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
@@ -208,7 +212,7 @@ class ClickHouseStore:
         session = record_row(_SESSION_COLUMNS, found[0])
         start, end = found[0][_SESSION_COLUMNS.index("start_time")], found[0][_SESSION_COLUMNS.index("end_time")]
         session["events"] = []
-        if start is not None:
+        if start is not None and end is not None:  # an event sets both: without an end there is none
             # A session's span covers all its events: the bounds let ClickHouse skip other months and days.
             rows = self._select(
                 f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL"

@@ -215,11 +215,13 @@ class DuckDBStore:
                 # Some events are stored already (a client retried): start again, skipping those.
                 cursor.execute("ROLLBACK")
                 self._write(cursor, rows, fresh=False)
-        except duckdb.Error as exc:
-            # A failed COMMIT has already ended the transaction; only roll back one still open.
+        except BaseException as exc:
+            # Whatever failed (SQL, a value Arrow or JSON cannot take, an interrupt), the transaction
+            # must not stay open: the next write, maybe another tenant's, would fail on it. A failed
+            # COMMIT has already ended the transaction; only roll back one still open.
             with contextlib.suppress(duckdb.Error):
                 cursor.execute("ROLLBACK")
-            if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
+            if isinstance(exc, duckdb.Error) and any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
             raise
         finally:
