@@ -190,3 +190,75 @@ def test_one_request_with_a_span_id_in_two_sessions_keeps_both(tenants):
         assert client.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
         for session_id in (first, second):
             assert client.get(f"/api/v1/sessions/{session_id}").json()["event_count"] == 1
+
+
+def test_an_older_file_keeps_its_events_and_then_takes_a_span_id_in_two_sessions(tmp_path):
+    """Migration 3 copies the events of a file keyed by (project, event_id) into the new key."""
+    import duckdb
+
+    from tracehive.store import duckdb as duckdb_store
+    from tracehive.store.migrations import SCHEMA_TABLE
+
+    path = tmp_path / "version2.duckdb"
+    with duckdb.connect(str(path)) as old:
+        old.execute(duckdb_store.SCHEMA)
+        old.execute(f"CREATE TABLE {SCHEMA_TABLE} (version INTEGER NOT NULL, description VARCHAR)")
+        old.execute(f"INSERT INTO {SCHEMA_TABLE} VALUES (1, 'sessions and events')")
+        old.execute("INSERT INTO events (project, event_id, session_id) VALUES ('a', 'e1', 's1')")
+    store = duckdb_store.DuckDBStore(path)
+    try:
+        assert store.get_event("e1", ("a",))["session_id"] == "s1"
+        event = Event("a", "e1", "s2", new_trace_id(), None, "tool", "op", 10**18, 10**18 + 1)
+        store.write(Rows.of(Batch(events=[event])))
+        assert store.get_event("e1", ("a",), "s2")["session_id"] == "s2"
+        assert store.get_session("s2", ("a",))["event_count"] == 1
+    finally:
+        store.close()
+
+
+# --- finding 6: the same session id in two projects -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_id(tenants):
+    """Projects a and b each have a session ``shared-<n>`` holding an event of the same span id."""
+    session_id, span_id = f"shared-{new_span_id()}", new_span_id()
+    for project in ("a", "b"):
+        with tenants.client(project) as client:
+            started = client.post("/session/start", json={"session": {"session_id": session_id,
+                                                                      "metadata": {"owner": project}}})  # fmt: skip
+            assert started.status_code == 200, started.text
+            body = protobuf_request([{"trace_id": new_trace_id(), "span_id": span_id,
+                                      "attributes": {"tracehive.session_id": session_id}}])  # fmt: skip
+            assert client.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
+    return session_id, span_id
+
+
+def names_both(response) -> bool:
+    detail = response.json()["detail"]
+    return response.status_code == 409 and "'a'" in detail and "'b'" in detail
+
+
+def test_an_admin_lookup_of_an_id_in_two_projects_is_409_naming_them(tenants, shared_id):
+    session_id, span_id = shared_id
+    with tenants.client() as admin:
+        assert names_both(admin.get(f"/api/v1/sessions/{session_id}"))
+        assert names_both(admin.get(f"/api/v1/events/{span_id}"))
+        assert names_both(admin.get(f"/v1/events/{session_id}"))
+        assert names_both(admin.get(f"/v1/events/{span_id}"))
+        assert names_both(admin.put("/events", json={"event_id": session_id, "metadata": {"guess": True}}))
+        chosen = admin.get(f"/api/v1/sessions/{session_id}", params={"project": "b"})
+        assert chosen.status_code == 200 and chosen.json()["metadata"] == {"owner": "b"}
+        event = admin.get(f"/api/v1/events/{span_id}", params={"project": "b"})
+        assert event.status_code == 200 and event.json()["project"] == "b"
+
+
+def test_a_project_key_finds_its_own_of_an_id_in_two_projects(tenants, shared_id):
+    session_id, span_id = shared_id
+    for project in ("a", "b"):
+        with tenants.client(project) as client:
+            assert client.get(f"/api/v1/sessions/{session_id}").json()["metadata"] == {"owner": project}
+            assert client.get(f"/api/v1/events/{span_id}").json()["project"] == project
+            assert client.get(f"/v1/events/{session_id}").json()["event"]["project"] == project
+            assert client.put("/events", json={"event_id": session_id, "feedback": {"ok": project}}).status_code == 200
+            assert client.get(f"/api/v1/sessions/{session_id}").json()["feedback"] == {"ok": project}

@@ -23,6 +23,7 @@ from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
 from tracehive.server.deps import Settings
 from tracehive.server.limits import Limits
 from tracehive.server.workers import default_ingest_workers
+from tracehive.store.base import QueryBudget
 from tracehive.store.migrations import SchemaTooNewError
 
 app = typer.Typer(help="tracehive: self-hosted tracing for LLM applications.", no_args_is_help=True)
@@ -98,6 +99,13 @@ def serve(
         int | None,
         typer.Option(min=0, help="Processes decoding ingest requests; default one per core (up to 4), 0 for none."),
     ] = None,
+    query_timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds one query may run; past it, cancelled and answered 503.")
+    ] = QueryBudget().seconds,
+    query_memory_mb: Annotated[
+        int | None,
+        typer.Option(min=16, help="Memory bound for queries (DuckDB: the whole database; ClickHouse: each query)."),
+    ] = None,
 ) -> None:
     """Start the server."""
     settings = Settings(
@@ -107,6 +115,7 @@ def serve(
         limits=Limits(max_body_bytes=int(max_body_mb * 1024 * 1024)),
         max_ingest_in_flight=max_ingest_in_flight,
         ingest_workers=default_ingest_workers() if ingest_workers is None else ingest_workers,
+        query_budget=QueryBudget(query_timeout, query_memory_mb),
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys, created = open_keys(settings)

@@ -15,6 +15,7 @@ from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.deps import ServerState, Settings
 from tracehive.server.workers import IngestWorkers
 from tracehive.store import open_store
+from tracehive.store.base import Ambiguous, QueryTooCostly
 from tracehive.store.writer import BulkWriter
 
 log = logging.getLogger("tracehive.server")
@@ -26,6 +27,14 @@ def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "path", "body"))
         parts.append(f"{where or 'body'}: {error.get('msg')}")
     return JSONResponse({"detail": "; ".join(parts)}, status_code=400)
+
+
+def _ambiguous(_: Request, exc: Ambiguous) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+def _too_costly(_: Request, exc: QueryTooCostly) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503)
 
 
 def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
@@ -48,7 +57,7 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if keys is None:
         keys, _ = open_keys(settings)
-    store = open_store(settings.store_url, settings.data_dir)
+    store = open_store(settings.store_url, settings.data_dir, settings.query_budget)
     writer = BulkWriter(store)
     workers = IngestWorkers(settings.ingest_workers)
 
@@ -70,6 +79,8 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     )
     app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, workers=workers, keys=keys)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Ambiguous, _ambiguous)
+    app.add_exception_handler(QueryTooCostly, _too_costly)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(ingest.router)
     app.include_router(api.router)

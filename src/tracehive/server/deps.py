@@ -11,7 +11,7 @@ from tracehive.server.auth import KeyRing, Principal, bearer_token
 from tracehive.server.limits import Limits
 from tracehive.server.logins import SESSION_COOKIE, Logins
 from tracehive.server.workers import IngestWorkers, default_ingest_workers
-from tracehive.store.base import Store
+from tracehive.store.base import QueryBudget, Store
 from tracehive.store.writer import BulkWriter
 
 
@@ -25,6 +25,7 @@ class Settings:
     max_ingest_in_flight: int = 16
     # Processes that decode and map ingest requests (0: a thread of the server process).
     ingest_workers: int = field(default_factory=default_ingest_workers)
+    query_budget: QueryBudget = field(default_factory=QueryBudget)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from tracehive.server import ingest
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
 from tracehive.server.limits import LimitError, enforce_batch
-from tracehive.store.base import Row, SessionQuery
+from tracehive.store.base import MAX_MATCHES, Row, SessionQuery, only_match
 from tracehive.store.columns import Rows
 
 router = APIRouter(tags=["honeyhive"])
@@ -132,10 +132,11 @@ async def start_session(request: Request, who: Principal = Depends(principal)) -
 
 
 def find_session(request: Request, who: Principal, session_id: str) -> Row | None:
-    """The session with this id among those the key may read, without its events."""
-    query = SessionQuery(projects=who.projects, filter=Compare(FilterField("session_id"), "=", session_id), limit=1)
-    found = state(request).store.list_sessions(query)
-    return found[0] if found else None
+    """The session with this id among those the key may read, without its events;
+    :class:`Ambiguous` (a 409) when an admin key reads it in several projects."""
+    by_id = Compare(FilterField("session_id"), "=", session_id)
+    found = state(request).store.list_sessions(SessionQuery(projects=who.projects, filter=by_id, limit=MAX_MATCHES))
+    return only_match(found, f"session {session_id!r}", ("project",))
 
 
 def session_namespaces(update: EventUpdate) -> Namespaces:

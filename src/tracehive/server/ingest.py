@@ -23,16 +23,26 @@ from tracehive.store.writer import Overloaded
 router = APIRouter(tags=["ingest"])
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, decompressed, refusing (413) anything over ``limit`` bytes either way."""
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body as sent, refusing (413) one over ``limit`` bytes as soon as that shows:
+    from its Content-Length, else once the bytes read pass the limit, never holding more."""
+    too_large = HTTPException(413, f"request body is larger than the limit of {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"request body is larger than the limit of {limit} bytes")
+            raise too_large
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed, refusing (413) anything over ``limit`` bytes either way."""
+    body = await read_limited(request, limit)
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding in ("identity", ""):
         return body

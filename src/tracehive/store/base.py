@@ -20,6 +20,44 @@ class StoreFullError(RuntimeError):
     """The store cannot take more data (for example the disk is full)."""
 
 
+class QueryTooCostly(RuntimeError):
+    """A query ran past its time budget or memory bound and was cancelled; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryBudget:
+    """What one query may cost: ``seconds`` of running time, and ``memory_mb`` (None: the store's
+    own bound; DuckDB's applies to the whole database, ClickHouse's to each query)."""
+
+    seconds: float = 30.0
+    memory_mb: int | None = None
+
+    def message(self, cause: str) -> str:
+        limit = f"the time limit of {self.seconds:g} s" if cause == "time" else "the memory limit"
+        return f"the query was cancelled past {limit}; narrow the filter, the time range or the page"
+
+
+class Ambiguous(LookupError):
+    """An id names records in several projects (an admin key's lookup) or, for an event id, in
+    several sessions: the caller must say which; the message names them."""
+
+
+# A lookup by id reads this many matches at most, to name them when there are several.
+MAX_MATCHES = 5
+
+
+def only_match(rows: list[Row], what: str, scope: tuple[str, ...]) -> Row | None:
+    """The one row a lookup by id found, None for none; :class:`Ambiguous` when rows differ in
+    ``scope`` (their project, or their project and session)."""
+    places = {tuple(row[key] for key in scope) for row in rows}
+    if len(places) <= 1:
+        return rows[0] if rows else None
+    named = ", ".join(" ".join(f"{key} {value!r}" for key, value in zip(scope, place, strict=True))
+                      for place in sorted(places))  # fmt: skip
+    hint = " and ".join(f"{key}=" for key in scope)
+    raise Ambiguous(f"{what} is in several places ({named}); pass {hint} to choose one")
+
+
 class TooManyBuckets(ValueError):
     """A time series would have more buckets than a chart can use."""
 
@@ -77,9 +115,11 @@ class Store(Protocol):
         """Sessions newest first, at most ``query.limit`` of them."""
 
     def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
-        """One session with ``"events"``: its events as a flat list ordered by start time."""
+        """One session with ``"events"``: its events as a flat list ordered by start time;
+        :class:`Ambiguous` when sessions of several projects have the id."""
 
-    def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None: ...
+    def get_event(self, event_id: str, projects: tuple[str, ...] | None, session_id: str | None = None) -> Row | None:
+        """The event with this id; :class:`Ambiguous` when it is in several projects or sessions."""
 
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         """A page of the events the query selects, by start time, and how many it selects in all."""

@@ -24,7 +24,17 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, SessionUpdate
-from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.base import (
+    MAX_MATCHES,
+    EventQuery,
+    QueryBudget,
+    QueryTooCostly,
+    Row,
+    SessionQuery,
+    StoreFullError,
+    bucket_seconds,
+    only_match,
+)
 from tracehive.store.clickhouse_filter import json_path_sql, quote, to_clickhouse_sql
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
@@ -101,9 +111,14 @@ def _time_column(ns_values: list[int | None]) -> pa.Array:
 
 
 class ClickHouseStore:
-    def __init__(self, client: Client, database: str = DEFAULT_DATABASE) -> None:
+    def __init__(self, client: Client, database: str = DEFAULT_DATABASE, budget: QueryBudget = QueryBudget()) -> None:
         self._client = client
         self.database = database
+        self.budget = budget
+        # Every read carries its budget; ClickHouse cancels the query past either limit.
+        self._read_settings: dict[str, Any] = {"max_execution_time": budget.seconds}
+        if budget.memory_mb is not None:
+            self._read_settings["max_memory_usage"] = budget.memory_mb * 1024 * 1024
         self._db = quote(database)
         self._lock = threading.Lock()
         self._next_version = 0
@@ -169,7 +184,13 @@ class ClickHouseStore:
 
     # --- reads ----------------------------------------------------------------------------
     def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]:
-        return self._client.query(sql, params).result_rows
+        try:
+            return self._client.query(sql, params, settings=self._read_settings).result_rows
+        except ClickHouseError as exc:
+            for code, cause in (("TIMEOUT_EXCEEDED", "time"), ("MEMORY_LIMIT_EXCEEDED", "memory")):
+                if code in str(exc):
+                    raise QueryTooCostly(self.budget.message(cause)) from None
+            raise
 
     def _session_where(self, query: SessionQuery, params: dict[str, Any]) -> str:
         clauses = ["1"]
@@ -206,10 +227,11 @@ class ClickHouseStore:
     def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
         params: dict[str, Any] = {"session_id": session_id}
         view = _session_view(self._db, f"session_id = {{session_id:String}} AND {_project_clause(projects, params)}")
-        found = self._select(f"SELECT {', '.join(_SESSION_COLUMNS)} FROM ({view}) LIMIT 1", params)
-        if not found:
+        found = self._select(f"SELECT {', '.join(_SESSION_COLUMNS)} FROM ({view}) ORDER BY project LIMIT {MAX_MATCHES}",
+                             params)  # fmt: skip
+        session = only_match([record_row(_SESSION_COLUMNS, f) for f in found], f"session {session_id!r}", ("project",))
+        if session is None:
             return None
-        session = record_row(_SESSION_COLUMNS, found[0])
         start, end = found[0][_SESSION_COLUMNS.index("start_time")], found[0][_SESSION_COLUMNS.index("end_time")]
         session["events"] = []
         if start is not None and end is not None:  # an event sets both: without an end there is none
@@ -224,14 +246,16 @@ class ClickHouseStore:
             session["events"] = [record_row(_EVENT_COLUMNS, values) for values in rows]
         return session
 
-    def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None:
-        params: dict[str, Any] = {"event_id": event_id}
+    def get_event(self, event_id: str, projects: tuple[str, ...] | None, session_id: str | None = None) -> Row | None:
+        params: dict[str, Any] = {"event_id": event_id, "session_id": session_id}
+        in_session = "" if session_id is None else " AND session_id = {session_id:String}"
         found = self._select(
             f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL"
-            f" WHERE event_id = {{event_id:String}} AND {_project_clause(projects, params)} LIMIT 1",
+            f" WHERE event_id = {{event_id:String}} AND {_project_clause(projects, params)}{in_session}"
+            f" ORDER BY project, session_id LIMIT {MAX_MATCHES}",
             params,
         )
-        return record_row(_EVENT_COLUMNS, found[0]) if found else None
+        return only_match([record_row(_EVENT_COLUMNS, f) for f in found], f"event {event_id!r}", ("project", "session_id"))
 
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
@@ -305,7 +329,7 @@ class ClickHouseStore:
         return {"bucket_seconds": width, "points": points}
 
 
-def open_clickhouse(url: str) -> ClickHouseStore:
+def open_clickhouse(url: str, budget: QueryBudget = QueryBudget()) -> ClickHouseStore:
     """``clickhouse://user:pass@host:8123/db`` (a server; add ``?secure=true`` for TLS) or
     ``chdb:///data/folder?database=db`` (the engine in this process; one process per folder)."""
     import clickhouse_connect
@@ -315,7 +339,7 @@ def open_clickhouse(url: str) -> ClickHouseStore:
     if parts.scheme == "chdb":
         database = options.pop("database", [DEFAULT_DATABASE])[0]
         dsn = urlunsplit(parts._replace(query=urlencode(options, doseq=True)))
-        return ClickHouseStore(clickhouse_connect.get_client(dsn=dsn), database)
+        return ClickHouseStore(clickhouse_connect.get_client(dsn=dsn), database, budget)
     database = parts.path.strip("/") or DEFAULT_DATABASE
     client = clickhouse_connect.get_client(dsn=urlunsplit(parts._replace(path="")), autogenerate_session_id=False)
-    return ClickHouseStore(client, database)
+    return ClickHouseStore(client, database, budget)

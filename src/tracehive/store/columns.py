@@ -50,8 +50,8 @@ EVENT_SCHEMA = pa.schema(
 
 
 def unique_events(events: list[Event]) -> list[Event]:
-    """One copy of each (project, event_id): a client's retry inside one batch is stored once."""
-    return list({(e.project, e.event_id): e for e in events}.values())
+    """One copy of each (project, session_id, event_id): a client's retry inside one batch is stored once."""
+    return list({(e.project, e.session_id, e.event_id): e for e in events}.values())
 
 
 def event_table(unique: list[Event]) -> pa.Table:

@@ -10,7 +10,9 @@ listing and grouping them is cheap.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,17 @@ import pyarrow as pa
 
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, SessionUpdate, deep_merge
-from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.base import (
+    MAX_MATCHES,
+    EventQuery,
+    QueryBudget,
+    QueryTooCostly,
+    Row,
+    SessionQuery,
+    StoreFullError,
+    bucket_seconds,
+    only_match,
+)
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import Rows, SessionTotals, session_totals
@@ -38,14 +50,17 @@ CREATE TABLE IF NOT EXISTS sessions (
     event_count BIGINT, error_count BIGINT, {_NS_COLUMNS},
     PRIMARY KEY (project, session_id)
 );
-CREATE TABLE IF NOT EXISTS events (
+{{events}}
+CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
+"""
+_EVENTS_TABLE = f"""
+CREATE TABLE {{name}} (
     project VARCHAR NOT NULL, event_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL,
     trace_id VARCHAR, parent_id VARCHAR, event_type VARCHAR, event_name VARCHAR,
     start_time TIMESTAMP, end_time TIMESTAMP, duration_ms DOUBLE, error VARCHAR, {_NS_COLUMNS},
-    PRIMARY KEY (project, event_id)
-);
-CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
-"""
+    PRIMARY KEY ({{key}})
+);"""
+SCHEMA = SCHEMA.format(events=_EVENTS_TABLE.format(name="IF NOT EXISTS events", key="project, event_id"))
 
 
 def _key_map(ns: str) -> str:
@@ -86,6 +101,21 @@ MIGRATIONS = (
                 f"ALTER TABLE sessions ADD COLUMN {column} VARCHAR",
                 f"ALTER TABLE sessions ALTER {column} TYPE MAP(VARCHAR, JSON) USING ({sql})",
             )
+        ),
+    ),
+    # A span id is unique within its session only (ClickHouse's events were keyed so from the
+    # start): a client reusing one in another session must not lose either. DuckDB cannot change a
+    # primary key in place, so the table is copied (about a second per million events).
+    Migration(
+        3,
+        "events: unique per (project, session_id, event_id)",
+        (
+            _EVENTS_TABLE.format(name="events_v3", key="project, session_id, event_id"),
+            "INSERT INTO events_v3 SELECT * FROM events",
+            "DROP INDEX events_by_session",
+            "DROP TABLE events",
+            "ALTER TABLE events_v3 RENAME TO events",
+            "CREATE INDEX events_by_session ON events (project, session_id)",
         ),
     ),
 )
@@ -134,6 +164,26 @@ def _group_key(field: Field) -> tuple[str, list[Any]]:
     return f"CAST(coalesce({keys}[?], CASE WHEN map_contains({keys}, ?) THEN 'null' END) AS VARCHAR)", [key, key]
 
 
+def _budgeted(method: Callable) -> Callable:
+    """Run a read within the store's time budget: past it, DuckDB is told to stop the query
+    (``interrupt``), and the caller gets :class:`QueryTooCostly`, as when memory runs out."""
+
+    @functools.wraps(method)
+    def run(self: DuckDBStore, *args: Any, **kwargs: Any) -> Any:
+        timer = threading.Timer(self.budget.seconds, self._cursor().interrupt)
+        timer.start()
+        try:
+            return method(self, *args, **kwargs)
+        except duckdb.InterruptException:
+            raise QueryTooCostly(self.budget.message("time")) from None
+        except duckdb.OutOfMemoryException:
+            raise QueryTooCostly(self.budget.message("memory")) from None
+        finally:
+            timer.cancel()
+
+    return run
+
+
 class _SessionState:
     """A session row being brought up to date in Python during one write."""
 
@@ -165,12 +215,15 @@ class _SessionState:
 
 
 class DuckDBStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, budget: QueryBudget = QueryBudget()) -> None:
         self.path = str(path)
+        self.budget = budget
         # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
         # loads DuckDB's built-in json extension; with autoinstall on, DuckDB tries to download it
         # first and fails to open the file offline.
         config = {"checkpoint_threshold": _CHECKPOINT_THRESHOLD, "autoinstall_known_extensions": False}
+        if budget.memory_mb is not None:
+            config["memory_limit"] = f"{budget.memory_mb}MB"
         self._db = duckdb.connect(self.path, config=config)
         try:
             self._migrate()
@@ -341,6 +394,7 @@ class DuckDBStore:
             params.append(query.start_to)
         return " AND ".join(clauses)
 
+    @_budgeted
     def list_sessions(self, query: SessionQuery) -> list[Row]:
         """Newest first. A filter is evaluated only over the newest sessions first: the scan is
         bounded below by the start time of the N-th newest session (N growing 8x per round) and
@@ -379,17 +433,20 @@ class DuckDBStore:
         ).fetchone()
         return None if found is None else found[0]
 
+    @_budgeted
     def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
         cursor = self._cursor()
         params: list[Any] = [session_id]
         where = _project_clause(projects, params)
-        found = cursor.execute(
-            f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE session_id = ? AND {where} LIMIT 1",
+        matches = cursor.execute(
+            f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE session_id = ? AND {where} "
+            f"ORDER BY project LIMIT {MAX_MATCHES}",
             params,
-        ).fetchone()
-        if found is None:
+        ).fetchall()
+        session = only_match([record_row(_SESSION_COLUMNS, m) for m in matches], f"session {session_id!r}", ("project",))
+        if session is None:
             return None
-        session = record_row(_SESSION_COLUMNS, found)
+        found = matches[0]
         # Every event of a session lies within the session's time span (kept at write time), and
         # events are stored roughly in time order, so the span lets the scan skip most row groups.
         params = [session["project"], session_id]
@@ -406,16 +463,26 @@ class DuckDBStore:
         session["events"] = [record_row(_EVENT_COLUMNS, values) for values in events]
         return session
 
-    def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None:
+    @_budgeted
+    def get_event(self, event_id: str, projects: tuple[str, ...] | None, session_id: str | None = None) -> Row | None:
         params: list[Any] = [event_id]
         where = _project_clause(projects, params)
+        if session_id is not None:
+            where += " AND session_id = ?"
+            params.append(session_id)
         found = (
             self._cursor()
-            .execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE event_id = ? AND {where} LIMIT 1", params)
-            .fetchone()
+            .execute(
+                f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE event_id = ? AND {where} "
+                f"ORDER BY project, session_id LIMIT {MAX_MATCHES}",
+                params,
+            )
+            .fetchall()
         )
-        return None if found is None else record_row(_EVENT_COLUMNS, found)
+        rows = [record_row(_EVENT_COLUMNS, values) for values in found]
+        return only_match(rows, f"event {event_id!r}", ("project", "session_id"))
 
+    @_budgeted
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         params: list[Any] = []
         where = _project_clause(query.projects, params)
@@ -432,6 +499,7 @@ class DuckDBStore:
         ).fetchall()
         return [record_row(_EVENT_COLUMNS, values) for values in rows], total
 
+    @_budgeted
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: list[Any] = []
         where = self._session_where(query, params)
@@ -454,6 +522,7 @@ class DuckDBStore:
         )
         return [user_row(*values) for values in result.fetchall()]
 
+    @_budgeted
     def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
         key, params = _group_key(by)
         where = self._session_where(query, params)
@@ -470,6 +539,7 @@ class DuckDBStore:
             for g, n, rate, quantiles, users in result.fetchall()
         ]
 
+    @_budgeted
     def session_timeseries(
         self, query: SessionQuery, bucket: int | None = None, split_by: Field | None = None, max_groups: int = 5
     ) -> Row:
