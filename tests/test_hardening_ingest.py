@@ -46,10 +46,16 @@ POISON = {
     "session-start-400-digits": ("/session/start", {"session": {"metrics": {"x": HUGE}}}, (400, "metrics.x")),
     "put-events-feedback": ("PUT /events", {"event_id": "poison-2", "feedback": {"rating": BIG}}, 200),
     "put-events-feedback-below": ("PUT /events", {"event_id": "poison-3", "feedback": {"r": {"s": [BELOW]}}}, 200),
-    "put-events-400-digits": ("PUT /events", {"event_id": "poison-4", "feedback": {"rating": HUGE}}, (400, "feedback.rating")),
+    "put-events-400-digits": (
+        "PUT /events",
+        {"event_id": "poison-4", "feedback": {"rating": HUGE}},
+        (400, "feedback.rating"),
+    ),
     "otlp-json-namespace": ("/v1/traces", otlp_json({"tracehive.metrics": f'{{"x": {BIG}}}'}), 200),
     "otlp-json-namespace-400-digits": (
-        "/v1/traces", otlp_json({"tracehive.metrics": f'{{"x": {HUGE}}}'}), (400, "'tracehive.metrics' is not valid JSON")
+        "/v1/traces",
+        otlp_json({"tracehive.metrics": f'{{"x": {HUGE}}}'}),
+        (400, "'tracehive.metrics' is not valid JSON"),
     ),
     "otlp-json-int-value": ("/v1/traces", raw_int_attribute("metrics.x", str(BIG)), (400, "attributes[0].value")),
     "otlp-json-int-value-400-digits": ("/v1/traces", raw_int_attribute("metrics.x", str(HUGE)), (400, "column 367")),
@@ -94,7 +100,8 @@ def test_a_protobuf_namespace_attribute_with_a_huge_integer_is_stored(tenants):
 def unstorable_rows(project: str) -> Rows:
     """A batch that passed no limit check: its session update holds an integer orjson cannot write."""
     event = Event(project, new_span_id(), "s-broken", new_trace_id(), None, "tool", "op", 10**18, 10**18 + 1)
-    return Rows.of(Batch(events=[event], sessions=[SessionUpdate(project, "s-broken", namespaces={"metrics": {"x": BIG}})]))
+    update = SessionUpdate(project, "s-broken", namespaces={"metrics": {"x": BIG}})
+    return Rows.of(Batch(events=[event], sessions=[update]))
 
 
 def test_any_failure_inside_a_store_write_rolls_it_back(tmp_path, chdb_dsn):

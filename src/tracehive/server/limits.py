@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from tracehive.model import Batch, Event
+from tracehive.model import Batch
 from tracehive.server.otlp import OtlpError, Span
 
 TRUNCATION_MARKER = "…[truncated]"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracehive.store.base import QueryBudget, Store
+from tracehive.store.base import DEFAULT_BUDGET, QueryBudget, Store
 
 DUCKDB_FILE = "tracehive.duckdb"
 
 
-def open_store(url: str | None, data_dir: Path, budget: QueryBudget = QueryBudget()) -> Store:
+def open_store(url: str | None, data_dir: Path, budget: QueryBudget = DEFAULT_BUDGET) -> Store:
     """Open the store a URL names; no URL means the embedded DuckDB file in ``data_dir``.
     ClickHouse (``clickhouse://``, or ``chdb://`` in-process) needs the ``clickhouse`` extra."""
     if url is None or url.startswith("duckdb:"):

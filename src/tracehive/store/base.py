@@ -37,6 +37,9 @@ class QueryBudget:
         return f"the query was cancelled past {limit}; narrow the filter, the time range or the page"
 
 
+DEFAULT_BUDGET = QueryBudget()
+
+
 class Ambiguous(LookupError):
     """An id names records in several projects (an admin key's lookup) or, for an event id, in
     several sessions: the caller must say which; the message names them."""

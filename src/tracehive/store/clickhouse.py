@@ -25,6 +25,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, SessionUpdate
 from tracehive.store.base import (
+    DEFAULT_BUDGET,
     MAX_MATCHES,
     EventQuery,
     QueryBudget,
@@ -111,7 +112,7 @@ def _time_column(ns_values: list[int | None]) -> pa.Array:
 
 
 class ClickHouseStore:
-    def __init__(self, client: Client, database: str = DEFAULT_DATABASE, budget: QueryBudget = QueryBudget()) -> None:
+    def __init__(self, client: Client, database: str = DEFAULT_DATABASE, budget: QueryBudget = DEFAULT_BUDGET) -> None:
         self._client = client
         self.database = database
         self.budget = budget
@@ -255,7 +256,8 @@ class ClickHouseStore:
             f" ORDER BY project, session_id LIMIT {MAX_MATCHES}",
             params,
         )
-        return only_match([record_row(_EVENT_COLUMNS, f) for f in found], f"event {event_id!r}", ("project", "session_id"))
+        rows = [record_row(_EVENT_COLUMNS, values) for values in found]
+        return only_match(rows, f"event {event_id!r}", ("project", "session_id"))
 
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
@@ -329,7 +331,7 @@ class ClickHouseStore:
         return {"bucket_seconds": width, "points": points}
 
 
-def open_clickhouse(url: str, budget: QueryBudget = QueryBudget()) -> ClickHouseStore:
+def open_clickhouse(url: str, budget: QueryBudget = DEFAULT_BUDGET) -> ClickHouseStore:
     """``clickhouse://user:pass@host:8123/db`` (a server; add ``?secure=true`` for TLS) or
     ``chdb:///data/folder?database=db`` (the engine in this process; one process per folder)."""
     import clickhouse_connect

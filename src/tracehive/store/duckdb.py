@@ -24,6 +24,7 @@ import pyarrow as pa
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, SessionUpdate, deep_merge
 from tracehive.store.base import (
+    DEFAULT_BUDGET,
     MAX_MATCHES,
     EventQuery,
     QueryBudget,
@@ -215,7 +216,7 @@ class _SessionState:
 
 
 class DuckDBStore:
-    def __init__(self, path: str | Path, budget: QueryBudget = QueryBudget()) -> None:
+    def __init__(self, path: str | Path, budget: QueryBudget = DEFAULT_BUDGET) -> None:
         self.path = str(path)
         self.budget = budget
         # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
@@ -443,7 +444,8 @@ class DuckDBStore:
             f"ORDER BY project LIMIT {MAX_MATCHES}",
             params,
         ).fetchall()
-        session = only_match([record_row(_SESSION_COLUMNS, m) for m in matches], f"session {session_id!r}", ("project",))
+        rows = [record_row(_SESSION_COLUMNS, values) for values in matches]
+        session = only_match(rows, f"session {session_id!r}", ("project",))
         if session is None:
             return None
         found = matches[0]
