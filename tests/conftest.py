@@ -119,3 +119,14 @@ def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A clickhouse-connect DSN for chDB, the ClickHouse engine in-process. chDB opens one data folder
     per process, so every test of a worker shares it; each keeps to a database of its own."""
     return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture(scope="session", params=("duckdb", "chdb"))
+def tenants(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Projects a and b on one server per store (DuckDB, ClickHouse through chDB), for the
+    hardening tests: see tests/tenants.py."""
+    from tests.tenants import start_tenants
+
+    running = start_tenants(tmp_path_factory.mktemp(f"tenants-{request.param}"), request.param)
+    yield running
+    running.stop()

@@ -12,7 +12,6 @@ from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
 
 from tracehive.server.auth import KEYS_FILE, KeyRing
 
-BACKENDS = ("duckdb", "chdb")
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 

@@ -11,19 +11,18 @@ import math
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from google.protobuf.message import DecodeError, EncodeError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from tests.otlp_payloads import new_span_id, new_trace_id
-from tests.tenants import BACKENDS, PROTOBUF, start_tenants
+from tests.tenants import PROTOBUF
 
 from tracehive.model import NAMESPACES
 from tracehive.server.limits import Limits
 
-CASES = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+CASES = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 LIMITS = Limits()
 INT64 = 2**63
 
@@ -69,13 +68,6 @@ namespaces = st.dictionaries(st.sampled_from(NAMESPACES), st.dictionaries(string
 def dumps(document: Any) -> bytes:
     """JSON as a careless client writes it: NaN, Infinity and integers of any size included."""
     return json.dumps(document).encode()
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def tenants(request, tmp_path_factory):
-    running = start_tenants(tmp_path_factory.mktemp(f"fuzz-{request.param}"), request.param)
-    yield running
-    running.stop()
 
 
 def send(tenants, method: str, path: str, **kwargs) -> None:

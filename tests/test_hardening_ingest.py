@@ -9,7 +9,7 @@ import json
 import orjson
 import pytest
 from tests.otlp_payloads import json_request, new_span_id, new_trace_id, protobuf_request
-from tests.tenants import BACKENDS, PROTOBUF, start_tenants
+from tests.tenants import PROTOBUF
 
 from tracehive.model import Batch, Event, SessionUpdate
 from tracehive.server.limits import TRUNCATION_MARKER, Limits
@@ -19,13 +19,6 @@ BIG = 2**64  # the issue's 18446744073709551616
 BELOW = -(2**63) - 1  # the issue's -9223372036854775809
 HUGE = 10**399  # a 400-digit integer
 CUT = Limits().max_value_length
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def tenants(request, tmp_path_factory):
-    running = start_tenants(tmp_path_factory.mktemp(f"ingest-{request.param}"), request.param)
-    yield running
-    running.stop()
 
 
 def otlp_json(attributes: dict, **span) -> dict:
