@@ -56,14 +56,19 @@ def check_spans(spans: list[Span], limits: Limits) -> None:
 def enforce_batch(batch: Batch, limits: Limits) -> None:
     """Check ids, nesting depth, list and key lengths, cut overlong strings and make every value
     storable, in place. Events keep their namespaces' JSON text for the store (see :func:`_checked_json`)."""
+    short = _short_text(limits)
+    longest_id, longest = limits.max_id_length, limits.max_value_length
     for event in batch.events:
-        _check_ids(limits, project=event.project, session_id=event.session_id, event_id=event.event_id,
-                   trace_id=event.trace_id, parent_id=event.parent_id)  # fmt: skip
-        event.event_name = _cut(event.event_name, limits)
-        event.event_type = _cut(event.event_type, limits)
-        event.error = _cut(event.error, limits)
+        # Mapping makes these strings, and the decoder checked the span, trace and parent ids (hex
+        # of a fixed length): plain comparisons spare the usual event any further call.
+        if len(event.project) > longest_id or len(event.session_id) > longest_id:
+            _check_ids(limits, project=event.project, session_id=event.session_id)
+        error = event.error
+        if len(event.event_name) > longest or len(event.event_type) > longest or (error and len(error) > longest):
+            event.event_name, event.event_type = _cut(event.event_name, limits), _cut(event.event_type, limits)
+            event.error = _cut(error, limits)
         event.namespace_json = {
-            ns: _checked_json(values, limits, ns).decode() for ns, values in event.namespaces.items() if values
+            ns: _checked_json(values, limits, ns, short).decode() for ns, values in event.namespaces.items() if values
         }
     for update in batch.sessions:
         _check_ids(limits, project=update.project, session_id=update.session_id)
@@ -71,7 +76,12 @@ def enforce_batch(batch: Batch, limits: Limits) -> None:
         update.source = _cut(update.source, limits)
         for ns, values in update.namespaces.items():
             if values:
-                _checked_json(values, limits, ns)
+                _checked_json(values, limits, ns, short)
+
+
+def _short_text(limits: Limits) -> int:
+    """The length of JSON text that cannot hold a string, key or list past the limits."""
+    return min(limits.max_key_length, limits.max_value_length, 2 * limits.max_array_length)
 
 
 def _check_ids(limits: Limits, **ids: str | None) -> None:
@@ -92,7 +102,7 @@ def _cut(value: Any, limits: Limits) -> str | None:
     return value[: limits.max_value_length] + TRUNCATION_MARKER
 
 
-def _checked_json(values: dict[str, Any], limits: Limits, ns: str) -> bytes:
+def _checked_json(values: dict[str, Any], limits: Limits, ns: str, short: int) -> bytes:
     """The namespace as JSON, within the limits. The text bounds what it holds: no string (key or
     value) is longer than the text, no list has more elements than half its length, no nesting is
     deeper than its count of brackets; only a text that could break a limit, or that orjson cannot
@@ -103,10 +113,8 @@ def _checked_json(values: dict[str, Any], limits: Limits, ns: str) -> bytes:
         _bound_in_place(values, limits, ns)
         text = _dumps(values, ns)
     else:
-        short = len(text) <= min(limits.max_key_length, limits.max_value_length, 2 * limits.max_array_length)
-        if not (short and text.count(b"{") + text.count(b"[") <= limits.max_depth) and _bound_in_place(
-            values, limits, ns
-        ):
+        small = len(text) <= short and text.count(b"{") + text.count(b"[") <= limits.max_depth
+        if not small and _bound_in_place(values, limits, ns):
             text = _dumps(values, ns)
     if len(text) > limits.max_namespace_bytes:
         raise LimitError(f"{ns}: {len(text)} bytes of JSON; the limit is {limits.max_namespace_bytes}")
