@@ -76,8 +76,12 @@ class Store(Protocol):
     def list_sessions(self, query: SessionQuery) -> list[Row]:
         """Sessions newest first, at most ``query.limit`` of them."""
 
-    def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
-        """One session with ``"events"``: its events as a flat list ordered by start time."""
+    def get_session(
+        self, session_id: str, projects: tuple[str, ...] | None, events_limit: int | None = None, events_offset: int = 0
+    ) -> Row | None:
+        """One session with ``"events"``: its events as a flat list ordered by start time (then id),
+        at most ``events_limit`` of them (None: all) from the ``events_offset``-th on. How many it
+        has in all is its ``event_count``."""
 
     def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None: ...
 

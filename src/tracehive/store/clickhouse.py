@@ -199,7 +199,9 @@ class ClickHouseStore:
         )
         return [record_row(_SESSION_COLUMNS, values) for values in rows]
 
-    def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
+    def get_session(
+        self, session_id: str, projects: tuple[str, ...] | None, events_limit: int | None = None, events_offset: int = 0
+    ) -> Row | None:
         params: dict[str, Any] = {"session_id": session_id}
         view = _session_view(self._db, f"session_id = {{session_id:String}} AND {_project_clause(projects, params)}")
         found = self._select(f"SELECT {', '.join(_SESSION_COLUMNS)} FROM ({view}) LIMIT 1", params)
@@ -214,8 +216,10 @@ class ClickHouseStore:
                 f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL"
                 " WHERE project = {project:String} AND session_id = {session_id:String}"
                 " AND start_time BETWEEN fromUnixTimestamp64Micro({start:Int64}, 'UTC')"
-                " AND fromUnixTimestamp64Micro({end:Int64}, 'UTC') ORDER BY start_time, event_id",
-                {"project": session["project"], "session_id": session_id, "start": _micros(start), "end": _micros(end)},
+                " AND fromUnixTimestamp64Micro({end:Int64}, 'UTC') ORDER BY start_time, event_id"
+                f"{'' if events_limit is None else ' LIMIT {limit:UInt64}'} OFFSET {{offset:UInt64}}",
+                {"project": session["project"], "session_id": session_id, "start": _micros(start), "end": _micros(end),
+                 "limit": events_limit, "offset": events_offset},
             )
             session["events"] = [record_row(_EVENT_COLUMNS, values) for values in rows]
         return session

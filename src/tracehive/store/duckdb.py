@@ -377,7 +377,9 @@ class DuckDBStore:
         ).fetchone()
         return None if found is None else found[0]
 
-    def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
+    def get_session(
+        self, session_id: str, projects: tuple[str, ...] | None, events_limit: int | None = None, events_offset: int = 0
+    ) -> Row | None:
         cursor = self._cursor()
         params: list[Any] = [session_id]
         where = _project_clause(projects, params)
@@ -398,8 +400,8 @@ class DuckDBStore:
             params += [start, end]
         events = cursor.execute(
             f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE project = ? AND session_id = ?{span} "
-            "ORDER BY start_time, event_id",
-            params,
+            "ORDER BY start_time, event_id LIMIT ? OFFSET ?",
+            [*params, events_limit, events_offset],
         ).fetchall()
         session["events"] = [record_row(_EVENT_COLUMNS, values) for values in events]
         return session
