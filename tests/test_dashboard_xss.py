@@ -116,7 +116,7 @@ def test_sessions_list_shows_names_ids_and_columns_literally(page):
 
 def test_session_page_shows_every_namespace_literally(page):
     open_session(page)
-    assert page.title() == f"{EVIL} · tracehive"
+    assert page.title() == f"\u2068{EVIL}\u2069 · tracehive"  # isolated: see test_dashboard_bidi
     assert page.locator("h1").inner_text() == EVIL
     facts = page.locator("dl.facts").inner_text()
     assert EVIL_SESSION_ID in facts and EVIL in facts  # id and source
