@@ -19,8 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from tracehive.server.app import create_app, open_keys
-from tracehive.server.datadir import make_private
 from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
+from tracehive.server.datadir import make_private
 from tracehive.server.deps import Settings
 from tracehive.server.limits import Limits
 from tracehive.server.workers import default_ingest_workers

@@ -172,8 +172,13 @@ def get_session(
     shown = len(found["events"])
     following = events_offset + shown
     more = shown == events_limit and following < found["event_count"]
-    found.update(events=event_tree(found["events"]), events_offset=events_offset, events_shown=shown,
-                 events_truncated=events_offset > 0 or more, next_events_offset=following if more else None)  # fmt: skip
+    found.update(
+        events=event_tree(found["events"]),
+        events_offset=events_offset,
+        events_shown=shown,
+        events_truncated=events_offset > 0 or more,
+        next_events_offset=following if more else None,
+    )
     return found
 
 

@@ -103,4 +103,14 @@ class Store(Protocol):
         (bucket start), ``sessions``, ``p50_ms``, ``p95_ms``, and with ``split_by`` the group's
         ``value``/``missing``, the ``max_groups`` largest groups apart and the rest with ``other``."""
 
+    # Dashboard logins (see tracehive.server.logins): kept in the store so that they survive a
+    # restart and every server on one store knows them. Tokens arrive hashed; times are epoch seconds.
+    def save_login(self, token_digest: str, key_digest: str, csrf: str, expires_at: float) -> None:
+        """Store a login, or move its expiry; expired logins may be forgotten at the same time."""
+
+    def find_login(self, token_digest: str) -> tuple[str, str, float] | None:
+        """``(key_digest, csrf, expires_at)`` of a login that was saved and not ended (expired or not)."""
+
+    def end_login(self, token_digest: str) -> None: ...
+
     def close(self) -> None: ...

@@ -95,10 +95,21 @@ SELECT project, session_id,
 FROM {{db}}.session_updates GROUP BY project, session_id
 """
 
+# Dashboard logins, shared by every server: the row with the highest version wins (an ended login
+# is a row with expires_at 0); rows are dropped a day after they expire.
+_LOGINS = """
+CREATE TABLE IF NOT EXISTS {db}.logins (
+    token_digest String, key_digest String, csrf String, expires_at Float64, version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY token_digest
+TTL toDateTime(toUInt32(expires_at)) + INTERVAL 1 DAY
+"""
+
 MIGRATIONS = (
     Migration(
         1,
         "events, session updates, sessions aggregated from both",
         (_EVENTS, _SESSION_UPDATES, _SESSIONS, _SESSIONS_FROM_EVENTS, _SESSIONS_FROM_UPDATES),
     ),
+    Migration(2, "dashboard logins: hashed token, key hash, logout token, expiry", (_LOGINS,)),
 )

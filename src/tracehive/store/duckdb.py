@@ -70,6 +70,13 @@ _INSERT_SESSIONS = (
     f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS)}) "
     f"SELECT {', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS.values())} FROM incoming_sessions"
 )
+# Dashboard logins (tracehive.server.logins): the token's hash, the key's hash, the logout form's
+# token, and when the login expires (epoch seconds).
+_LOGINS = """
+CREATE TABLE IF NOT EXISTS logins (
+    token_digest VARCHAR PRIMARY KEY, key_digest VARCHAR NOT NULL, csrf VARCHAR NOT NULL, expires_at DOUBLE NOT NULL
+)
+"""
 MIGRATIONS = (
     # Version 1 is the schema files made before versioning had; IF NOT EXISTS adopts them as they are.
     Migration(1, "sessions and events", (SCHEMA,)),
@@ -88,6 +95,7 @@ MIGRATIONS = (
             )
         ),
     ),
+    Migration(3, "dashboard logins: hashed token, key hash, logout token, expiry", (_LOGINS,)),
 )
 
 _TIME = pa.timestamp("us")
@@ -203,6 +211,25 @@ class DuckDBStore:
 
     def close(self) -> None:
         self._db.close()
+
+    # --- dashboard logins: a few small statements of their own, outside the ingest writer's batches --
+    def save_login(self, token_digest: str, key_digest: str, csrf: str, expires_at: float) -> None:
+        cursor = self._cursor()
+        cursor.execute("DELETE FROM logins WHERE expires_at < epoch(now())")
+        cursor.execute(
+            "INSERT OR REPLACE INTO logins VALUES (?, ?, ?, ?)", [token_digest, key_digest, csrf, expires_at]
+        )
+
+    def find_login(self, token_digest: str) -> tuple[str, str, float] | None:
+        found = (
+            self._cursor()
+            .execute("SELECT key_digest, csrf, expires_at FROM logins WHERE token_digest = ?", [token_digest])
+            .fetchone()
+        )
+        return None if found is None else (found[0], found[1], found[2])
+
+    def end_login(self, token_digest: str) -> None:
+        self._cursor().execute("DELETE FROM logins WHERE token_digest = ?", [token_digest])
 
     # --- writes ---------------------------------------------------------------------------
     def write(self, rows: Rows) -> None:
