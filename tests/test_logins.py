@@ -5,6 +5,7 @@ are rate-limited per client address (429 with Retry-After)."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import clickhouse_connect
@@ -115,3 +116,30 @@ def test_failed_logins_are_rate_limited_per_address(tmp_path):
         assert log_in(server.url, server.key, from_here).status_code == 429  # even the right key waits
         assert log_in(server.url, server.key, from_elsewhere).status_code == 303  # another address does not
     server.stop()
+
+
+def test_concurrent_requests_refreshing_and_ending_logins_all_succeed(tmp_path, keys, monkeypatch):
+    """Many requests of one browser at once, just as its login is due a refresh, and other logins
+    starting and ending meanwhile: DuckDB refuses a second concurrent writer of a row."""
+    store = DuckDBStore(tmp_path / "busy.duckdb")
+    logins = Logins(keys, store)
+    shared = logins.start(ADMIN_KEY)
+    later = time.time() + logins_module.REFRESH_SECONDS + 1
+    monkeypatch.setattr(logins_module.time, "time", lambda: later)
+    failures: list[BaseException] = []
+
+    def browse() -> None:
+        try:
+            for _ in range(30):
+                assert logins.find(shared) is not None
+                logins.end(logins.start(ADMIN_KEY))
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=browse) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.close()
+    assert failures == []

@@ -186,6 +186,9 @@ class DuckDBStore:
             self._db.close()
             raise
         self._local = threading.local()
+        # Login writes from concurrent requests would conflict on the same rows (DuckDB refuses the
+        # second writer of a row): one at a time. Nothing else writes the logins table.
+        self._logins_lock = threading.Lock()
         self._seen = SeenKeys(self._db.execute("SELECT project, session_id FROM sessions").fetchall())
 
     def _migrate(self) -> None:
@@ -215,10 +218,11 @@ class DuckDBStore:
     # --- dashboard logins: a few small statements of their own, outside the ingest writer's batches --
     def save_login(self, token_digest: str, key_digest: str, csrf: str, expires_at: float) -> None:
         cursor = self._cursor()
-        cursor.execute("DELETE FROM logins WHERE expires_at < epoch(now())")
-        cursor.execute(
-            "INSERT OR REPLACE INTO logins VALUES (?, ?, ?, ?)", [token_digest, key_digest, csrf, expires_at]
-        )
+        with self._logins_lock:
+            cursor.execute("DELETE FROM logins WHERE expires_at < epoch(now())")
+            cursor.execute(
+                "INSERT OR REPLACE INTO logins VALUES (?, ?, ?, ?)", [token_digest, key_digest, csrf, expires_at]
+            )
 
     def find_login(self, token_digest: str) -> tuple[str, str, float] | None:
         found = (
@@ -229,7 +233,8 @@ class DuckDBStore:
         return None if found is None else (found[0], found[1], found[2])
 
     def end_login(self, token_digest: str) -> None:
-        self._cursor().execute("DELETE FROM logins WHERE token_digest = ?", [token_digest])
+        with self._logins_lock:
+            self._cursor().execute("DELETE FROM logins WHERE token_digest = ?", [token_digest])
 
     # --- writes ---------------------------------------------------------------------------
     def write(self, rows: Rows) -> None:
