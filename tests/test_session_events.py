@@ -175,6 +175,9 @@ def test_the_session_page_says_how_many_events_it_hides_and_pages_on(served, bro
     assert tab.locator("ol.tree li").count() == 3
     assert tab.locator("ol.tree li.depth-0 .cycle").count() == 3
     assert tab.locator(".events-pages").count() == 0
+    for bad in ("-1", "x", str(10**12)):
+        assert tab.goto(f"/sessions/big?events={bad}").status == 400
+        assert "events: expected a count of events" in tab.locator(".error").inner_text()
     context.close()
 
 
@@ -182,3 +185,6 @@ def test_a_bad_events_offset_is_a_clear_error(served):
     cookie_less = httpx.get(f"{served.url}/api/v1/sessions/big", params={"events_offset": -1},
                             headers={"Authorization": f"Bearer {served.key}"})  # fmt: skip
     assert cookie_less.status_code == 400 and "events_offset" in cookie_less.json()["detail"]
+    with served.client() as client:
+        huge = client.get("/api/v1/sessions/big", params={"events_offset": 2**64})
+    assert huge.status_code == 400 and "events_offset" in huge.json()["detail"]

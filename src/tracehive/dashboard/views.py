@@ -103,8 +103,8 @@ def events_offset(text: str | None) -> int:
     """The ``events`` parameter of a session page: how many events earlier pages hold."""
     if not text:
         return 0
-    if not text.isdigit() or len(text) > 12:
-        raise HTTPException(400, f"events: expected a count of events, got {text!r}")
+    if not text.isdigit() or len(text) > 12 or int(text) > api.MAX_EVENTS_OFFSET:
+        raise HTTPException(400, f"events: expected a count of events up to {api.MAX_EVENTS_OFFSET}, got {text!r}")
     return int(text)
 
 

@@ -24,6 +24,7 @@ T = TypeVar("T")
 # Events of one session per answer: 20,000 events would be a 10 MB answer and a page nobody reads.
 DEFAULT_EVENTS_LIMIT = 1000
 MAX_EVENTS_LIMIT = 10_000
+MAX_EVENTS_OFFSET = 10**9
 FILTER_DOC = 'A filter expression, e.g. `user_properties.plan = "premium" and metrics.score > 0.5`.'
 TIME_DOC = "ISO 8601 time (`2026-01-31T12:00:00Z`) or epoch milliseconds."
 
@@ -162,7 +163,9 @@ def get_session(
     events_limit: Annotated[
         int, Query(ge=1, le=MAX_EVENTS_LIMIT, description="At most this many events, by start time.")
     ] = DEFAULT_EVENTS_LIMIT,
-    events_offset: Annotated[int, Query(ge=0, description="Skip this many events first (`next_events_offset`).")] = 0,
+    events_offset: Annotated[
+        int, Query(ge=0, le=MAX_EVENTS_OFFSET, description="Skip this many events first (`next_events_offset`).")
+    ] = 0,
 ) -> dict:
     """One session with its namespaces and a page of its event tree: ``events_limit`` events in start
     order from ``events_offset``, nested (an event whose parent is on another page is a root)."""
