@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 from tests.browser import log_in, needs_chromium
 from tests.conftest import Server, loaded_server
+from tests.hostile_text import program_showing
 
 pytestmark = needs_chromium
 
@@ -24,32 +25,7 @@ RLO = "\u202e"
 SPOOF = RLO + "gnp.exe"  # reads "exe.png"
 PROJECT = RLO + "project"
 
-LOAD = """
-from tracehive import HoneyHiveTracer, trace
-from tracehive import attributes as A
-
-S = SPOOF_
-tracer = HoneyHiveTracer.init(session_name=S, source=S + "source", session_id=S + "id")
-tracer.enrich_session(
-    user_properties={"user_id": S + "user", "plan": S + "plan", S + "key": S + "value"},
-    metadata={S + "meta": S, "nested": {S: [S, {"deep": S}]}, "long": S * 60},
-    metrics={S + "metric": 1}, feedback={"comment": S}, config={S + "config": S},
-)
-
-@trace(event_type="tool", event_name=S)
-def spoofed(question):
-    raise RuntimeError(S)
-
-try:
-    spoofed(S)
-except RuntimeError:
-    pass
-
-span = tracer.otel_tracer.start_span("raw", attributes={
-    A.SESSION_ID: tracer.session_id, A.PROJECT: tracer.project, A.EVENT_TYPE: S, A.EVENT_NAME: "typed"})
-span.end()
-tracer.flush()
-""".replace("SPOOF_", repr(SPOOF))
+LOAD = program_showing(SPOOF, session_id=SPOOF + "id", user_id=SPOOF + "user", long=SPOOF * 60, error=SPOOF)
 
 IN_PROJECT = """
 from tracehive import HoneyHiveTracer
@@ -96,7 +72,7 @@ def assert_isolated(tab, at_least: int) -> None:
 
 
 def test_sessions_list(page):
-    page.goto("/?project=bidi&cols=" + quote(f"plan,{SPOOF}key") + "&split=user_properties.plan")
+    page.goto("/?project=bidi&cols=" + quote(f"plan,{SPOOF}") + "&split=user_properties.plan")
     assert_isolated(page, at_least=6)  # name, user id, two columns' names and values, chart legends
 
 
@@ -121,9 +97,9 @@ def test_users_and_groups(page):
     page.goto("/groups?project=bidi&by=user_properties.plan")
     assert page.title() == "Group by \u2068user_properties.plan\u2069 · tracehive"
     assert_isolated(page, at_least=2)
-    by = f'user_properties."{SPOOF}key"'
+    by = f'user_properties."{SPOOF}"'
     page.goto("/groups?project=bidi&by=" + quote(by))
-    assert_isolated(page, at_least=3)
+    assert_isolated(page, at_least=2)  # in the heading and the column
 
 
 def test_an_error_that_echoes_the_filter(page):
