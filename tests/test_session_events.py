@@ -93,11 +93,9 @@ def test_a_long_parent_chain_ending_in_a_cycle():
 # server (on DuckDB) is enough here, and a chDB server's first inserts cost it 20 s more.
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[Server]:
-    count = BIG
     running = start_server(tmp_path_factory.mktemp("paged"), "--ingest-workers", "0")
-    running.count = count
     trace_id = new_trace_id()
-    span_ids = [new_span_id() for _ in range(count)]
+    span_ids = [new_span_id() for _ in range(BIG)]
     base = 1_780_000_000 * SECOND
     spans = [
         {
@@ -109,7 +107,7 @@ def served(tmp_path_factory) -> Iterator[Server]:
             "end_ns": base + i * 1_000_000 + 500_000,
             "attributes": {A.SESSION_ID: "big", A.NAMESPACE_PREFIX + "inputs.text": "x" * 300},
         }
-        for i in range(count)
+        for i in range(BIG)
     ]
     cycle = [  # a span parented to itself, and two parented to each other
         {"trace_id": trace_id, "span_id": "a" * 16, "parent_id": "a" * 16, "name": "self"},
@@ -117,7 +115,7 @@ def served(tmp_path_factory) -> Iterator[Server]:
         {"trace_id": trace_id, "span_id": "c" * 16, "parent_id": "b" * 16, "name": "pong"},
     ]
     with running.client() as client:
-        for first in range(0, count, 5000):
+        for first in range(0, BIG, 5000):
             body = protobuf_request(spans[first : first + 5000])
             assert client.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
         for span in cycle:
@@ -132,7 +130,7 @@ def test_a_session_of_20000_events_is_answered_a_page_at_a_time(served):
         first = client.get("/api/v1/sessions/big")
     assert first.status_code == 200
     answer = first.json()
-    assert answer["event_count"] == served.count
+    assert answer["event_count"] == BIG
     assert answer["events_shown"] == len(flatten(answer["events"])) == DEFAULT_EVENTS_LIMIT
     assert answer["events_truncated"] is True and answer["next_events_offset"] == DEFAULT_EVENTS_LIMIT
     assert len(first.content) < 1_000_000, f"{len(first.content)} bytes"
@@ -142,7 +140,7 @@ def test_a_session_of_20000_events_is_answered_a_page_at_a_time(served):
         page = served.get("/api/v1/sessions/big", events_limit=5000, events_offset=offset)
         seen += [e["event_id"] for e in flatten(page["events"])]
         offset = page["next_events_offset"]
-    assert len(seen) == len(set(seen)) == served.count
+    assert len(seen) == len(set(seen)) == BIG
     with served.client() as client:
         too_many = client.get("/api/v1/sessions/big", params={"events_limit": 10_001})
     assert too_many.status_code == 400 and "events_limit" in too_many.json()["detail"]
@@ -164,12 +162,11 @@ def test_the_session_page_says_how_many_events_it_hides_and_pages_on(served, bro
     tab.goto("/sessions/big")
     log_in(tab, served.key, landing=r"/sessions/big")
     note = tab.locator(".events-pages")
-    total = served.count
-    assert note.inner_text().startswith(f"Showing events 1 to 1000 of {total} ({total - 1000} not shown).")
+    assert note.inner_text().startswith(f"Showing events 1 to 1000 of {BIG} ({BIG - 1000} not shown).")
     assert tab.locator("ol.tree li").count() == 1000
     tab.locator(".events-pages a[rel=next]").click()
     tab.wait_for_url(re.compile(r"events=1000"))
-    assert tab.locator(".events-pages").inner_text().startswith(f"Showing events 1001 to 2000 of {total}")
+    assert tab.locator(".events-pages").inner_text().startswith(f"Showing events 1001 to 2000 of {BIG}")
     assert tab.locator("ol.tree .name").first.inner_text().endswith("step 1000")
     tab.locator("ol.tree a").nth(3).click()  # an event of this page, selected on this page
     assert tab.locator("section.detail h2").inner_text().startswith("step 1003")
