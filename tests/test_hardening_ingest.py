@@ -48,7 +48,7 @@ POISON = {
     "otlp-json-namespace-400-digits": (
         "/v1/traces",
         otlp_json({"tracehive.metrics": f'{{"x": {HUGE}}}'}),
-        (400, "'tracehive.metrics' is not valid JSON"),
+        (400, "'tracehive.metrics'"),
     ),
     "otlp-json-int-value": ("/v1/traces", raw_int_attribute("metrics.x", str(BIG)), (400, "attributes[0].value")),
     "otlp-json-int-value-400-digits": ("/v1/traces", raw_int_attribute("metrics.x", str(HUGE)), (400, "column 367")),
