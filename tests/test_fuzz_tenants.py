@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from tests.otlp_payloads import new_span_id, new_trace_id
+from tests.otlp_payloads import any_value, new_span_id, new_trace_id
 from tests.tenants import PROTOBUF
 
 from tracehive.model import NAMESPACES
@@ -131,23 +131,17 @@ def test_otlp_json(tenants, attributes, texts, name, start, end):
     send(tenants, "POST", "/v1/traces", content=body, headers={"Content-Type": "application/json"})
 
 
-def any_value(value: Any) -> AnyValue:
-    """A protobuf AnyValue: integers past int64 do not fit, so they go as doubles."""
-    if isinstance(value, bool) or value is None:
-        return AnyValue(bool_value=bool(value))
-    if isinstance(value, int):
-        return AnyValue(int_value=value) if -INT64 <= value < INT64 else AnyValue(double_value=float(value % 10**300))
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
+def protobuf_fit(value: Any) -> Any:
+    """The value as protobuf can carry it: integers past int64 become doubles, null a boolean."""
+    if value is None:
+        return False
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        return float(value % 10**300)
     if isinstance(value, list):
-        out = AnyValue()
-        out.array_value.values.extend(any_value(v) for v in value)
-        return out
+        return [protobuf_fit(v) for v in value]
     if isinstance(value, dict):
-        out = AnyValue()
-        out.kvlist_value.values.extend(KeyValue(key=k, value=any_value(v)) for k, v in value.items())
-        return out
-    return AnyValue(string_value=value)
+        return {k: protobuf_fit(v) for k, v in value.items()}
+    return value
 
 
 @CASES
@@ -159,7 +153,7 @@ def test_otlp_protobuf(tenants, attributes, texts, name, start, end):
     span.name, span.start_time_unix_nano, span.end_time_unix_nano = name, start, end
     try:
         for key, value in attributes.items():
-            span.attributes.append(KeyValue(key=key, value=any_value(value)))
+            span.attributes.append(KeyValue(key=key, value=any_value(protobuf_fit(value))))
         request.SerializeToString()
     except (EncodeError, DecodeError):  # nested past protobuf's own limit: no client can send it
         assume(False)
