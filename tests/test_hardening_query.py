@@ -175,3 +175,47 @@ def test_a_large_login_form_is_refused_before_it_is_read(server):
     chunked = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 4
     streamed = post_login_slowly(server.url, ["Transfer-Encoding: chunked"], chunked)
     assert streamed.startswith(b"HTTP/1.1 413"), streamed[:100]
+
+
+def test_an_unexpected_error_is_a_500_that_keeps_the_connection():
+    """Defence in depth for errors no test foresaw: the server's middleware answers them 500 and
+    the client's keep-alive connection carries on (Starlette's handler alone lets uvicorn drop it)."""
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+    from tests.conftest import free_port
+
+    from tracehive.server.errors import KeepConnectionOnError
+
+    app = FastAPI()
+
+    @app.get("/fails")
+    def fails() -> dict:
+        raise RuntimeError("a bug")
+
+    @app.get("/works")
+    def works() -> dict:
+        return {"ok": True}
+
+    app.add_middleware(KeepConnectionOnError)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/works")
+        assert connection.getresponse().read() == b'{"ok":true}'
+        opened = connection.sock
+        connection.request("GET", "/fails")
+        failed = connection.getresponse()
+        assert failed.status == 500 and b"internal error" in failed.read()
+        connection.request("GET", "/works")
+        assert connection.getresponse().status == 200 and connection.sock is opened
+        connection.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -14,12 +13,11 @@ from tracehive.server import api, honeyhive, honeyhive_read, ingest
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.datadir import make_private
 from tracehive.server.deps import ServerState, Settings
+from tracehive.server.errors import KeepConnectionOnError
 from tracehive.server.workers import IngestWorkers
 from tracehive.store import open_store
 from tracehive.store.base import Ambiguous, QueryTooCostly
 from tracehive.store.writer import BulkWriter
-
-log = logging.getLogger("tracehive.server")
 
 
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -36,11 +34,6 @@ def _ambiguous(_: Request, exc: Ambiguous) -> JSONResponse:
 
 def _too_costly(_: Request, exc: QueryTooCostly) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=503)
-
-
-def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error", exc_info=exc)
-    return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
 
 def open_keys(settings: Settings) -> tuple[KeyRing, str | None]:
@@ -82,7 +75,7 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Ambiguous, _ambiguous)
     app.add_exception_handler(QueryTooCostly, _too_costly)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(KeepConnectionOnError)
     app.include_router(ingest.router)
     app.include_router(api.router)
     app.include_router(honeyhive.router)
