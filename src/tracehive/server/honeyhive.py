@@ -23,7 +23,7 @@ from tracehive.model import DEFAULT_PROJECT, NAMESPACES, Batch, Namespaces, Sess
 from tracehive.server import ingest
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
-from tracehive.server.limits import LimitError, enforce_batch
+from tracehive.server.limits import MAX_ID_LENGTH, LimitError, enforce_batch
 from tracehive.store.base import MAX_MATCHES, Row, SessionQuery, only_match
 from tracehive.store.columns import Rows
 
@@ -32,7 +32,6 @@ router = APIRouter(tags=["honeyhive"])
 # The SDK insists on these in the answer to /session/start; tracehive has no orgs or workspaces.
 ORG_ID = "tracehive"
 WORKSPACE_ID = "tracehive"
-MAX_ID = 128
 MAX_NAME = 1024
 MAX_MS = 10**13  # epoch milliseconds up to the year 2286
 
@@ -60,7 +59,7 @@ class NamespaceFields(HoneyHiveBody):
 
 
 class SessionFields(NamespaceFields):
-    session_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
+    session_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
     session_name: str | None = Field(None, max_length=MAX_NAME)
     source: str | None = Field(None, max_length=MAX_NAME)
     project: str | None = Field(None, min_length=1, max_length=MAX_NAME)
@@ -72,7 +71,7 @@ class SessionStart(HoneyHiveBody):
 
 
 class EventUpdate(NamespaceFields):
-    event_id: str = Field(min_length=1, max_length=MAX_ID)
+    event_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     end_time: float | None = Field(None, ge=0, le=MAX_MS, description="epoch milliseconds")
 
 

@@ -20,6 +20,7 @@ from tracehive.server.otlp import OtlpError, Span
 
 TRUNCATION_MARKER = "…[truncated]"
 _INT_RANGE = (-(2**63), 2**64 - 1)  # what orjson writes: int64 and uint64
+MAX_ID_LENGTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class Limits:
     max_depth: int = 32  # nesting of objects and lists inside a namespace
     max_array_length: int = 10_000  # elements of one list inside a namespace
     max_namespace_bytes: int = 1024 * 1024  # one namespace of one event or update, as JSON text
-    max_id_length: int = 256  # characters of a project, session, event, trace or parent id
+    max_id_length: int = MAX_ID_LENGTH  # characters of a project, session or event id
 
 
 class LimitError(OtlpError):
