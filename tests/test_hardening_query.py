@@ -219,3 +219,40 @@ def test_an_unexpected_error_is_a_500_that_keeps_the_connection():
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_memory_bound_cancels_a_read_and_a_write_past_it_stores_nothing(tmp_path, chdb_dsn):
+    """``--query-memory-mb``: ClickHouse cancels a read past it (a 503 to the client); on DuckDB it
+    bounds the database, writes included: a write past it is refused whole (a 503 to retry)."""
+    import clickhouse_connect
+
+    from tracehive.model import Batch, SessionUpdate
+    from tracehive.store.base import QueryBudget, QueryTooCostly, SessionQuery, StoreOutOfMemory
+    from tracehive.store.clickhouse import ClickHouseStore
+    from tracehive.store.columns import Rows
+    from tracehive.store.duckdb import DuckDBStore
+
+    big = Rows.of(Batch(sessions=[SessionUpdate("a", f"big-{n}", start_ns=10**18 + n,
+                                                namespaces={"metadata": {"u": ["y" * 60_000] * 8}})
+                                  for n in range(60)]))  # fmt: skip
+    small = Rows.of(Batch(sessions=[SessionUpdate("b", "small", start_ns=10**18)]))
+    clickhouse = ClickHouseStore(clickhouse_connect.get_client(dsn=chdb_dsn), "memory", QueryBudget(30, 16))
+    try:
+        clickhouse.write(big)
+        with pytest.raises(QueryTooCostly, match="memory limit"):
+            clickhouse.list_sessions(SessionQuery(("a",), limit=1000))
+    finally:
+        clickhouse.close()
+    unbounded = ClickHouseStore(clickhouse_connect.get_client(dsn=chdb_dsn), "memory")
+    try:  # the read was cancelled, the data is there
+        assert unbounded.get_session("big-59", ("a",))["metadata"]["u"][7] == "y" * 60_000
+    finally:
+        unbounded.close()
+    duck = DuckDBStore(tmp_path / "memory.duckdb", QueryBudget(30, 32))
+    try:
+        with pytest.raises(StoreOutOfMemory):
+            duck.write(big)
+        duck.write(small)
+        assert duck.get_session("small", ("b",)) is not None and duck.get_session("big-0", ("a",)) is None
+    finally:
+        duck.close()

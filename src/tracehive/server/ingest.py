@@ -16,7 +16,7 @@ from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
 from tracehive.server.otlp import OtlpError
 from tracehive.server.workers import JSON, PROTOBUF, WorkerLost
-from tracehive.store.base import StoreFullError
+from tracehive.store.base import StoreFullError, StoreOutOfMemory
 from tracehive.store.columns import Rows
 from tracehive.store.writer import Overloaded
 
@@ -80,6 +80,8 @@ async def commit(request: Request, rows: Rows) -> None:
         raise retry_later("server is overloaded") from None
     except StoreFullError:
         raise HTTPException(507, "the store is out of space; nothing from this request was stored") from None
+    except StoreOutOfMemory:
+        raise retry_later("the store is out of memory for this write (see --query-memory-mb)") from None
 
 
 @router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")

@@ -20,6 +20,11 @@ class StoreFullError(RuntimeError):
     """The store cannot take more data (for example the disk is full)."""
 
 
+class StoreOutOfMemory(RuntimeError):
+    """A write needed more memory than the store may use (DuckDB's ``--query-memory-mb`` bounds
+    writes too); nothing of it was stored."""
+
+
 class QueryTooCostly(RuntimeError):
     """A query ran past its time budget or memory bound and was cancelled; the message says which."""
 

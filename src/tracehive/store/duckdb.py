@@ -32,6 +32,7 @@ from tracehive.store.base import (
     Row,
     SessionQuery,
     StoreFullError,
+    StoreOutOfMemory,
     bucket_seconds,
     only_match,
 )
@@ -309,6 +310,8 @@ class DuckDBStore:
                 cursor.execute("ROLLBACK")
             if isinstance(exc, duckdb.Error) and any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
+            if isinstance(exc, duckdb.OutOfMemoryException) or isinstance(exc.__context__, duckdb.OutOfMemoryException):
+                raise StoreOutOfMemory(str(exc.__context__ or exc)) from exc
             raise
         finally:
             cursor.unregister("incoming_events")
