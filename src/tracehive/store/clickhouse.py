@@ -25,11 +25,12 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, SessionUpdate
 from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
-from tracehive.store.clickhouse_filter import json_path_sql, quote, to_clickhouse_sql
+from tracehive.store.clickhouse_filter import CLICKHOUSE, bind, json_path_sql, quote, to_clickhouse_sql
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import EVENT_SCHEMA, Rows, dumps
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
+from tracehive.store.filter_sql import session_where
 from tracehive.store.migrations import SCHEMA_TABLE, apply
 from tracehive.store.rows import group_value, iso, record_row, stats, user_row
 
@@ -168,18 +169,9 @@ class ClickHouseStore:
         return self._client.query(sql, params).result_rows
 
     def _session_where(self, query: SessionQuery, params: dict[str, Any]) -> str:
-        clauses = ["1"]
-        if query.filter is not None:
-            sql, filter_params = to_clickhouse_sql(query.filter, SESSION_FIELDS)
-            clauses.append(f"({sql})")
-            params.update(filter_params)
-        if query.start_from is not None:
-            clauses.append("start_time >= fromUnixTimestamp64Micro({start_from:Int64}, 'UTC')")
-            params["start_from"] = _micros(query.start_from)
-        if query.start_to is not None:
-            clauses.append("start_time < fromUnixTimestamp64Micro({start_to:Int64}, 'UTC')")
-            params["start_to"] = _micros(query.start_to)
-        return " AND ".join(clauses)
+        where, where_params = bind(session_where(query, CLICKHOUSE), "f")
+        params.update(where_params)
+        return where
 
     def list_sessions(self, query: SessionQuery) -> list[Row]:
         params: dict[str, Any] = {"limit": query.limit}

@@ -25,7 +25,8 @@ from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, 
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import Rows, SessionTotals, session_totals
-from tracehive.store.duckdb_filter import json_pointer, quote_column, to_duckdb_sql
+from tracehive.store.duckdb_filter import DUCKDB, json_pointer, quote_column, to_duckdb_sql
+from tracehive.store.filter_sql import session_where
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
 from tracehive.store.rows import group_value, iso, record_row, stats, user_row
 from tracehive.store.seen import SeenKeys
@@ -326,18 +327,10 @@ class DuckDBStore:
 
     # --- reads ----------------------------------------------------------------------------
     def _session_where(self, query: SessionQuery, params: list[Any]) -> str:
-        clauses = [_project_clause(query.projects, params)]
-        if query.filter is not None:
-            sql, filter_params = to_duckdb_sql(query.filter, SESSION_FIELDS)
-            clauses.append(f"({sql})")
-            params.extend(filter_params)
-        if query.start_from is not None:
-            clauses.append("start_time >= ?")
-            params.append(query.start_from)
-        if query.start_to is not None:
-            clauses.append("start_time < ?")
-            params.append(query.start_to)
-        return " AND ".join(clauses)
+        projects = _project_clause(query.projects, params)
+        where = session_where(query, DUCKDB)
+        params.extend(where.params)
+        return f"{projects} AND {where.text}"
 
     def list_sessions(self, query: SessionQuery) -> list[Row]:
         """Newest first. A filter is evaluated only over the newest sessions first: the scan is
