@@ -120,4 +120,5 @@ CLICKHOUSE = Dialect(
     as_float="JSONExtractFloat({v})",
     any_item="arrayExists({i} -> {x}, JSONExtractArrayRaw({v}))",
     contains="(position(lowerUTF8({t}), lowerUTF8({x})) > 0)",
+    to_int="toInt64({x})",
 )

@@ -53,6 +53,7 @@ DUCKDB = Dialect(
     as_float="TRY_CAST({v} AS DOUBLE)",
     any_item="list_bool_or(list_transform(json_extract({v}, '$[*]'), lambda {i}: {x}))",
     contains="(strpos(lower({t}), lower({x})) > 0)",
+    to_int="CAST({x} AS BIGINT)",
 )
 
 

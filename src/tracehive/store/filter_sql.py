@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from string import Formatter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracehive.filters import SESSION_FIELDS
 from tracehive.filters.ast import And, Compare, Exists, Expr, Field, FilterError, Not, Or, Value
-from tracehive.store.base import SessionQuery
+
+if TYPE_CHECKING:  # the store package's modules import this one
+    from tracehive.store.base import SessionQuery
 
 HUGEINT_MAX = 2**127 - 1
 _EPOCH = datetime(1970, 1, 1)
@@ -89,6 +91,7 @@ class Dialect:
     as_float: str
     any_item: str  # {x} holds for some element {i} of the JSON list {v}
     contains: str  # the text {t} holds the text {x}, ignoring case
+    to_int: str  # the number {x} as a 64-bit integer
 
 
 def compile_filter(expr: Expr | None, fields: Mapping[str, str], dialect: Dialect) -> Sql:
@@ -142,7 +145,7 @@ def field_kind(field: Field, fields: Mapping[str, str]) -> str:
 # --- JSON values: the JSON type must match the literal's type --------------------------------
 
 
-def _type_in(value: Sql, d: Dialect, *kinds: str) -> Sql:
+def type_in(value: Sql, d: Dialect, *kinds: str) -> Sql:
     names = [name for kind in kinds for name in d.types[kind]]
     quoted = ", ".join(f"'{name}'" for name in names)
     template = "({t} = {n})" if len(names) == 1 else "({t} IN ({n}))"
@@ -155,7 +158,7 @@ def _json_compare(value: Sql, op: str, literal: Value, d: Dialect) -> Sql:
         return sql(d.is_null, v=value)
 
     def typed(kinds: tuple[str, ...], cast: str, x: Any) -> Sql:
-        return sql("({k} AND {c} {op} {x})", k=_type_in(value, d, *kinds), c=sql(cast, v=value), op=Sql(op), x=param(x))
+        return sql("({k} AND {c} {op} {x})", k=type_in(value, d, *kinds), c=sql(cast, v=value), op=Sql(op), x=param(x))
 
     if isinstance(literal, bool):
         return typed(("bool",), d.as_bool, literal)
@@ -164,9 +167,9 @@ def _json_compare(value: Sql, op: str, literal: Value, d: Dialect) -> Sql:
     if isinstance(literal, int) and -HUGEINT_MAX <= literal <= HUGEINT_MAX:
         return sql(
             "(CASE WHEN {ki} THEN {i} {op} {x} WHEN {kf} THEN {f} {op} {x} ELSE FALSE END)",
-            ki=_type_in(value, d, "int"),
+            ki=type_in(value, d, "int"),
             i=sql(d.as_int, v=value),
-            kf=_type_in(value, d, "float"),
+            kf=type_in(value, d, "float"),
             f=sql(d.as_float, v=value),
             op=Sql(op),
             x=param(literal),
@@ -178,13 +181,13 @@ def _json_contains(value: Sql, literal: Value, d: Dialect) -> Sql:
     """A string holding ``literal`` (case-insensitive), or a list with an element equal to it."""
     in_list = sql(
         "({k} AND {any})",
-        k=_type_in(value, d, "array"),
+        k=type_in(value, d, "array"),
         any=sql(d.any_item, v=value, i=_ITEM, x=sql(d.never_null, x=_json_compare(_ITEM, "=", literal, d))),
     )
     if not isinstance(literal, str):
         return in_list
     in_string = _substring(sql(d.as_string, v=value), literal, d)
-    return sql("(({k} AND {s}) OR {l})", k=_type_in(value, d, "string"), s=in_string, l=in_list)
+    return sql("(({k} AND {s}) OR {l})", k=type_in(value, d, "string"), s=in_string, l=in_list)
 
 
 def _substring(text: Sql, literal: str, d: Dialect) -> Sql:
