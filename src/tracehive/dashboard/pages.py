@@ -74,6 +74,7 @@ def session_page(request: Request, session_id: str, viewer: Viewer = Depends(log
             "events": events,
             "truncated": session["event_count"] > len(events),
             "selected": selected,
+            "call": views.model_call(selected),
             "sections": views.sections(selected or session),
         }
 

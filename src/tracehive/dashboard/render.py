@@ -71,13 +71,23 @@ def duration(ms: float | None) -> str:
     return f"{ms / 1000:.2f} s" if ms < 60_000 else f"{ms / 60_000:.1f} min"
 
 
+def usd(amount: float | None) -> str:
+    """A cost in US dollars: cents for amounts of a dollar or more, else three significant digits
+    (model calls often cost fractions of a cent)."""
+    if amount is None:
+        return ""
+    if amount == 0 or amount >= 1:
+        return f"${amount:,.2f}"
+    return f"${amount:.3g}" if amount >= 0.001 else f"${amount:.2e}"
+
+
 def percent(share: float | None) -> str:
     return "" if share is None else f"{share * 100:.1f}%"
 
 
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined)
 ENV.filters.update(kind=kind, literal=literal, when=when, duration=duration, percent=percent, session_url=session_url,
-                   enumerate_items=lambda items: list(enumerate(items)))  # fmt: skip
+                   usd=usd, enumerate_items=lambda items: list(enumerate(items)))  # fmt: skip
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
