@@ -111,6 +111,12 @@ def test_dashboard_shows_the_conversation_and_the_totals(browser, llm):
     assert "Tokens" in header and "Cost" in header
     big_row = tab.locator("table.sessions tbody tr", has_text="chat u-big").inner_text()
     assert "170" in big_row and "$0.003" in big_row
+    tab.goto(f"/?project={PROJECT}&split=user_properties.plan")
+    cost_chart = tab.locator("figure.chart", has_text="Cost of model calls")
+    assert cost_chart.locator("ul.legend li").all_inner_texts() == ["premium"]  # free has no known cost
+    assert cost_chart.locator("svg circle, svg polyline").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "model-sessions.png"), full_page=True)
     tab.locator("a.session-link", has_text="chat u-big").click()
     tab.wait_for_url(re.compile(r"/sessions/"))
     assert tab.locator(".session-head dd.model-calls").inner_text() == "2"
@@ -131,7 +137,6 @@ def test_dashboard_shows_the_conversation_and_the_totals(browser, llm):
     assert "answer 0 from the model" in reply.locator("pre.content").inner_text()
     assert reply.locator(".tool-name").inner_text() == "search_trails"
     assert reply.locator("pre.arguments").inner_text() == '{"q": "boots"}'
-    ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / "model-call.png"), full_page=True)
     tab.goto(f"/users?project={PROJECT}")
     user = tab.locator("table.users tbody tr", has_text="u-big")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,11 @@ def usd(amount: float | None) -> str:
     (model calls often cost fractions of a cent)."""
     if amount is None:
         return ""
-    if amount == 0 or amount >= 1:
+    if amount <= 0 or amount >= 1:
         return f"${amount:,.2f}"
-    return f"${amount:.3g}" if amount >= 0.001 else f"${amount:.2e}"
+    digits = 2 - math.floor(math.log10(amount))
+    whole, fraction = f"{amount:.{digits}f}".rstrip("0").split(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
 
 
 def percent(share: float | None) -> str:
