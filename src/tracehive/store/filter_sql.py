@@ -31,7 +31,7 @@ from tracehive.filters.ast import And, Compare, Exists, Expr, Field, FilterError
 if TYPE_CHECKING:  # the store package's modules import this one
     from tracehive.store.base import SessionQuery
 
-HUGEINT_MAX = 2**127 - 1
+_HUGEINT_MAX = 2**127 - 1
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -164,7 +164,7 @@ def _json_compare(value: Sql, op: str, literal: Value, d: Dialect) -> Sql:
         return typed(("bool",), d.as_bool, literal)
     if isinstance(literal, str):
         return typed(("string",), d.as_string, literal)
-    if isinstance(literal, int) and -HUGEINT_MAX <= literal <= HUGEINT_MAX:
+    if isinstance(literal, int) and -_HUGEINT_MAX <= literal <= _HUGEINT_MAX:
         return sql(
             "(CASE WHEN {ki} THEN {i} {op} {x} WHEN {kf} THEN {f} {op} {x} ELSE FALSE END)",
             ki=type_in(value, d, "int"),
@@ -230,7 +230,7 @@ def _scalar_compare(column: Sql, kind: str, op: str, literal: Value | datetime, 
     }[kind]
     if not fits:
         return NEVER
-    if isinstance(literal, int) and abs(literal) > HUGEINT_MAX:
+    if isinstance(literal, int) and abs(literal) > _HUGEINT_MAX:
         literal = float(literal)
     return sql("({c} {op} {x})", c=column, op=Sql(op), x=param(literal))
 

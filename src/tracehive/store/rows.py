@@ -46,24 +46,29 @@ USAGE_STATS_SQL = ", ".join(
 )
 
 
+# Float sums differ in their last bits with the order of their terms, which no two engines share.
+_DIGITS = 10
+
+
 def _real(value: float | None) -> float | None:
     """A float figure, rounded so that sums made in different orders read alike; NaN as None."""
-    return None if value is None or math.isnan(value) else round(float(value), _COST_DIGITS)
+    return None if value is None or math.isnan(value) else round(float(value), _DIGITS)
 
 
-_COST_DIGITS = 10
-
-
-def stats(error_rate: float | None, quantiles: list[float] | None, usage: Sequence[Any] = ()) -> Row:
+def stats(error_rate: float | None, quantiles: list[float] | None, usage: Sequence[Any]) -> Row:
     """Per-group figures; ``usage`` is what USAGE_STATS_SQL selected. ClickHouse's quantiles of no
     durations are NaN where DuckDB's are NULL."""
     p50, p95 = (None if q is None or math.isnan(q) else q for q in quantiles) if quantiles else (None, None)
-    found = {"error_rate": float(error_rate or 0.0), "p50_ms": p50, "p95_ms": p95}
-    if usage:
-        *counts, cost, avg_tokens, avg_cost = usage
-        found.update(zip(USAGE_FIELDS[:4], (int(n or 0) for n in counts), strict=True))
-        found.update(cost=_real(cost), avg_total_tokens=_real(avg_tokens), avg_cost=_real(avg_cost))
-    return found
+    *counts, cost, avg_tokens, avg_cost = usage
+    return {
+        "error_rate": float(error_rate or 0.0),
+        "p50_ms": p50,
+        "p95_ms": p95,
+        **dict(zip(USAGE_FIELDS[:4], (int(n or 0) for n in counts), strict=True)),
+        "cost": _real(cost),
+        "avg_total_tokens": _real(avg_tokens),
+        "avg_cost": _real(avg_cost),
+    }
 
 
 def group_value(text: str | None) -> Row:
