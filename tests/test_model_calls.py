@@ -122,6 +122,7 @@ def test_dashboard_shows_the_conversation_and_the_totals(browser, llm):
     assert tab.locator(".session-head dd.model-calls").inner_text() == "2"
     assert tab.locator(".session-head dd.tokens").inner_text() == "170"
     assert tab.locator(".session-head dd.cost").inner_text() == "$0.003"
+    assert tab.locator("ol.tree .name small.tokens").all_inner_texts() == ["120 tokens", "50 tokens"]
     tab.locator("ol.tree a", has_text="chat.completions").first.click()
     call = tab.locator('section[data-section="Model call"]')
     assert call.locator("dd.model").inner_text() == "gpt-4o-mini"
