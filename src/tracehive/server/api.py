@@ -21,7 +21,10 @@ from tracehive.store.base import Cursor, Row, SessionQuery, TooManyBuckets
 router = APIRouter(prefix="/api/v1", tags=["query"])
 T = TypeVar("T")
 
-FILTER_DOC = 'A filter expression, e.g. `user_properties.plan = "premium" and metrics.score > 0.5`.'
+FILTER_DOC = (
+    'A filter expression, e.g. `user_properties.plan = "premium" and metrics.score > 0.5`. Sessions also have '
+    "`model_calls`, `prompt_tokens`, `completion_tokens`, `total_tokens` and `cost` (USD, null when unknown)."
+)
 TIME_DOC = "ISO 8601 time (`2026-01-31T12:00:00Z`) or epoch milliseconds."
 
 
