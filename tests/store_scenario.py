@@ -85,7 +85,7 @@ BATCHES: list[Batch] = [
             model_call("m-s", "m1", T0 + 10 * SECOND, prompt_tokens=12.7, completion_tokens=True, cost=0.0001),
             model_call("m-s", "m2", T0 + 11 * SECOND, prompt_tokens="5", completion_tokens=-3, total_tokens=7),
             event("m-s", "m3", T0 + 12 * SECOND, project="llm", metadata={"prompt_tokens": 1000, "cost": 5}),
-            model_call("m-none", "m4", T0 + 20 * SECOND),
+            model_call("m-none", "m4", T0 + 20 * SECOND, prompt_tokens=2**62, total_tokens=1e300, cost=-1),
         ],
         sessions=[
             update("m-s", "llm", user_properties={"user_id": "u3", "plan": "premium"}),

@@ -108,8 +108,8 @@ def _usage(row: dict) -> tuple:
 
 def test_model_calls_roll_up_into_their_session(store):
     """Counted: model events only, each once (m1 was sent twice), figures that are JSON numbers
-    from 0 (12.7 rounds down; true, "5" and -3 do not count); total is prompt + completion when
-    absent; cost sums the known costs, and stays null when no call had one."""
+    from 0 to 10**15 (12.7 rounds down; true, "5", -3 and 2**62 do not count); total is prompt +
+    completion when absent; cost sums the known costs, and stays null when no call had one."""
     assert _usage(store.get_session("m-s", LLM)) == (3, 212, 50, 269, 0.0003)
     assert _usage(store.get_session("m-none", LLM)) == (1, 0, 0, 0, None)
     assert _usage(store.get_session("s1", WEB)) == (0, 0, 0, 0, None)

@@ -11,12 +11,14 @@ counts when it is a JSON number from 0 to ``LIMIT``; token counts are rounded do
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from tracehive.model import COMPLETION_TOKENS, COST, MODEL_EVENT_TYPE, PROMPT_TOKENS, TOTAL_TOKENS
 from tracehive.store.filter_sql import Dialect, Sql, sql, type_in
 
+_PLAIN = re.compile(r"[A-Za-z0-9_/]+")
 LIMIT = 10**15  # past this a figure is not a usage (and sums of it could overflow 64 bits)
 
 # (prompt, completion, total, cost) of one model event.
@@ -66,12 +68,12 @@ def usage_sql(d: Dialect) -> tuple[str, str, str, str]:
 
 
 def _inline(fragment: Sql) -> str:
-    """The fragment with its parameters written as literals: only our own keys, never user text."""
+    """The fragment with its parameters written as literals. Only our own keys and pointers are
+    parameters here (plain characters, the same literal in both dialects); anything else is refused."""
     pieces = fragment.text.split("?")
     out = [pieces[0]]
     for value, piece in zip(fragment.params, pieces[1:], strict=True):
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise TypeError(f"cannot inline {value!r}")
-        literal = str(value) if isinstance(value, int) else "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        out.append(literal + piece)
+        if not isinstance(value, str) or not _PLAIN.fullmatch(value):
+            raise ValueError(f"cannot inline {value!r}")
+        out.append(f"'{value}'{piece}")
     return "".join(out)
