@@ -147,10 +147,8 @@ def test_migration_rolls_up_the_model_calls_stored_before(backend, tmp_path, chd
         store._client.command(f"DELETE FROM {name}.schema_version WHERE version = {last}")
     store.close()
     store = open_backend(backend, tmp_path, chdb_dsn, name)
-    assert [_usage(store.get_session(s, LLM)) for s in ("m-s", "m-none")] == expected == [
-        (3, 212, 50, 269, 0.0003),
-        (1, 0, 0, 0, None),
-    ]
+    migrated = [_usage(store.get_session(s, LLM)) for s in ("m-s", "m-none")]
+    assert migrated == expected == [(3, 212, 50, 269, 0.0003), (1, 0, 0, 0, None)]
     store.close()
 
 
