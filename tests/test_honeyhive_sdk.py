@@ -174,8 +174,10 @@ def test_enrich_span_keeps_nested_objects_lists_and_types(features):
         {"prefs": {"theme": "dark", "langs": ["en", "fr"]}, "score": 1.5, "objs": [{"k": 1}], "ok": True}
     )
     # No copies of the event type and name in metadata.
+    # total_tokens is added by the server to a model event that has prompt and completion tokens.
     assert typed(llm["metadata"]) == typed({"static": 1, "deep": {"a": {"b": 2}}, "tags": ["x", "y"],
-                                            "prompt_tokens": 40, "completion_tokens": 8, "cost": 0.00025})  # fmt: skip
+                                            "prompt_tokens": 40, "completion_tokens": 8, "total_tokens": 48,
+                                            "cost": 0.00025})  # fmt: skip
     assert typed(llm["metrics"]) == typed({"latency_ms": 12.5, "tokens": 7})
     assert typed(llm["feedback"]) == typed({"thumbs": False})
     assert typed(llm["config"]) == typed({"temperature": 0.2, "stop": ["END"]})
