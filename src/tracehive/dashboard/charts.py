@@ -21,6 +21,7 @@ class Line:
     colour: int
     segments: list[list[tuple[float, float]]]  # (x, y) runs, split where data is missing
     dashed: bool = False
+    suffix: str = ""  # ours, after the label (which may be a user's value): "p50", "p95"
 
 
 @dataclass
@@ -117,12 +118,12 @@ def time_charts(series: Row, *, split: bool) -> list[Chart]:
         counts_chart.lines.append(Line(label, colour, _segments(counts, count_top)))
         for name, dashed in (("p50_ms", False), ("p95_ms", True)):
             values = [found[k][name] if k in found else None for k in keys]
-            title = f"{label} {name[:3]}" if split else name[:3]
             line_colour = colour if split else int(dashed)
-            duration_chart.lines.append(Line(title, line_colour, _segments(values, ms_top), dashed))
+            line = Line(label, line_colour, _segments(values, ms_top), dashed, suffix=name[:3])
+            duration_chart.lines.append(line if split else Line(name[:3], line_colour, line.segments, dashed))
         values = [found[k].get("cost") if k in found else None for k in keys]
         if any(v is not None for v in values):  # a group whose costs are all unknown gets no line
-            cost_chart.lines.append(Line(label, colour, _segments(values, cost_top)))
+            cost_chart.lines.append(Line(label if split else "cost", colour, _segments(values, cost_top)))
     charts = [(counts_chart, count_top, _count), (duration_chart, ms_top, duration)]
     for chart, top, fmt in charts + ([(cost_chart, cost_top, usd)] if costs else []):
         chart.y_ticks = [(_y(top * f, top), fmt(top * f)) for f in (0, 0.5, 1)]

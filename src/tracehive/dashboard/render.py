@@ -64,6 +64,12 @@ def session_url(session: dict[str, Any]) -> str:
     return f"/sessions/{quote(session['session_id'], safe='')}?project={quote(session['project'], safe='')}"
 
 
+def isolated(text: str) -> str:
+    """Text where no markup can isolate it (the page title): between FIRST STRONG ISOLATE and POP
+    DIRECTIONAL ISOLATE, so a right-to-left override inside cannot reorder what follows."""
+    return f"\u2068{text}\u2069"
+
+
 def duration(ms: float | None) -> str:
     if ms is None:
         return ""
@@ -90,7 +96,8 @@ def percent(share: float | None) -> str:
 
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined)
 ENV.filters.update(kind=kind, literal=literal, when=when, duration=duration, percent=percent, session_url=session_url,
-                   usd=usd, enumerate_items=lambda items: list(enumerate(items)))  # fmt: skip
+                   isolated=isolated, usd=usd,
+                   enumerate_items=lambda items: list(enumerate(items)))  # fmt: skip
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
