@@ -299,3 +299,25 @@ def test_misuse_never_raises_into_the_app() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     assert "set_default_tracer expects a HoneyHiveTracer" in done.stderr
+
+
+def test_web_server_example_has_a_session_per_request(server: Server) -> None:
+    project = project_name("example")
+    with uvicorn(sys.executable, sdk_env(server, project), app="tracehive.examples.web_server:app") as url:
+
+        async def chat_all() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                return await asyncio.gather(
+                    *(client.get("/chat", params={"user_id": f"ex{i}", "message": f"hello {i}"}) for i in range(3))
+                )
+
+        replies = asyncio.run(chat_all())
+        assert [r.status_code for r in replies] == [200, 200, 200]
+        # The example has no flush route: it flushes when uvicorn shuts it down.
+    for i in range(3):
+        session = user_session(server, project, f"ex{i}")
+        assert session["inputs"] == {"message": f"hello {i}"}
+        assert session["outputs"] == {"reply": f"answer to 'hello {i}' from 2 documents"}
+        (root,) = session["events"]
+        assert root["event_name"] == "answer"
+        assert sorted(c["event_name"] for c in root["children"]) == ["generate", "search_documents"]

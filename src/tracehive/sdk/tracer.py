@@ -104,6 +104,7 @@ class HoneyHiveTracer:
         evaluation_config: Any = None,
         *,
         api_key: str | None = None,
+        ingestion_api_key: str | None = None,
         project: str | None = None,
         session_name: str | None = None,
         source: str | None = None,
@@ -135,6 +136,8 @@ class HoneyHiveTracer:
         if kwargs or evaluation_config is not None:
             logger.debug("tracehive: init ignores unsupported arguments %s", sorted(kwargs) or ["evaluation_config"])
         self.api_key = _text("api_key", given["api_key"], "HH_API_KEY")
+        # HoneyHive's key for span ingestion only; spans are sent with it when given.
+        self.ingestion_api_key = _text("ingestion_api_key", ingestion_api_key)
         self.project = _text("project", given["project"], "HH_PROJECT") or DEFAULT_PROJECT
         self.session_name = _text("session_name", given["session_name"]) or _script_name()
         self.source = _text("source", given["source"]) or DEFAULT_SOURCE
@@ -149,9 +152,11 @@ class HoneyHiveTracer:
         self._shut_down = False
         self._pipeline: pipeline.Pipeline | None = None
         self.tracer: trace.Tracer = trace.NoOpTracer()
+        # The global OpenTelemetry provider is never replaced: the application's OTel setup stays its own.
+        self.is_main_provider = False
         if not self.test_mode:
             try:
-                self._pipeline = pipeline.get_pipeline(self.server_url, self.api_key)
+                self._pipeline = pipeline.get_pipeline(self.server_url, self.ingestion_api_key or self.api_key)
                 self.tracer = self._pipeline.tracer
             except Exception:
                 logger.warning("tracehive: could not set up the export pipeline; spans are dropped", exc_info=True)
@@ -175,6 +180,7 @@ class HoneyHiveTracer:
         evaluation_config: Any = None,
         *,
         api_key: str | None = None,
+        ingestion_api_key: str | None = None,
         project: str | None = None,
         session_name: str | None = None,
         source: str | None = None,
@@ -197,6 +203,7 @@ class HoneyHiveTracer:
             session_config,
             evaluation_config,
             api_key=api_key,
+            ingestion_api_key=ingestion_api_key,
             project=project,
             session_name=session_name,
             source=source,
@@ -226,6 +233,16 @@ class HoneyHiveTracer:
             if self._provider is None:
                 self._provider = make_provider(self, self._pipeline)
             return self._provider
+
+    @property
+    def span_processor(self) -> Any:
+        """The batch processor every span of this tracer leaves through (None in test mode)."""
+        return self._pipeline.processor if self._pipeline is not None else None
+
+    @property
+    def otlp_exporter(self) -> Any:
+        """The OTLP/HTTP exporter behind :attr:`span_processor` (None in test mode)."""
+        return self._pipeline.exporter if self._pipeline is not None else None
 
     @property
     def propagator(self) -> Any:
