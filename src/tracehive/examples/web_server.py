@@ -26,7 +26,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     # uvicorn ends the process by re-raising SIGTERM after shutdown, so exit handlers never run:
     # send what is still queued here.
-    await asyncio.to_thread(tracer.flush, timeout=5)
+    await asyncio.to_thread(tracer.flush, timeout=10)
 
 
 app = FastAPI(lifespan=lifespan)

@@ -450,7 +450,8 @@ class HoneyHiveTracer:
                 str(name), parent, kind=kind or SpanKind.INTERNAL, attributes=attributes, links=links,
                 start_time=start_time, record_exception=False, set_status_on_exception=False,
             )  # fmt: skip
-            own = {A.EVENT_TYPE: DEFAULT_EVENT_TYPE, A.EVENT_NAME: str(name)}
+            event_type = (attributes or {}).get(A.EVENT_TYPE, DEFAULT_EVENT_TYPE)
+            own = {A.EVENT_TYPE: event_type, A.EVENT_NAME: str(name)}
             state = SpanState(span, session, {**session.span_attributes, **own}, None, None, parent)
         except Exception:
             logger.warning("tracehive: start_span could not start a span; not traced", exc_info=True)
@@ -527,7 +528,8 @@ class HoneyHiveTracer:
     def inject_context(self, carrier: dict[str, str]) -> None:
         """Write the current span and session into ``carrier`` (HTTP headers ``traceparent`` and
         ``baggage``), so the service that receives them continues this session under this span."""
-        sessions.inject(carrier, self.current_session())
+        if _are_headers(carrier, "inject_context"):
+            sessions.inject(carrier, self.current_session())
 
     def inject(self, carrier: dict[str, Any]) -> dict[str, Any]:
         """:meth:`inject_context`, returning ``carrier``."""
@@ -537,12 +539,14 @@ class HoneyHiveTracer:
     @_never_raises()
     def extract_context(self, carrier: dict[str, str]) -> Context | None:
         """The context ``carrier`` came from: its span as parent and its session as session."""
-        return sessions.extract(carrier, self)
+        return sessions.extract(carrier, self) if _are_headers(carrier, "extract_context") else None
 
     @_never_raises(default="")
     def link(self, carrier: dict[str, Any]) -> str:
         """With incoming headers: continue their span and session here until :meth:`unlink`.
         Without (HoneyHive 1.7.0's use): inject the current context into ``carrier``."""
+        if not _are_headers(carrier, "link"):
+            return ""
         if not any(str(key).lower() == "traceparent" for key in carrier):
             self.inject_context(carrier)
             return ""
@@ -592,6 +596,13 @@ class HoneyHiveTracer:
     def reset() -> None:
         """Forget the process default tracer."""
         sessions.set_default(None)
+
+
+def _are_headers(carrier: Any, caller: str) -> bool:
+    if isinstance(carrier, dict):
+        return True
+    logger.warning("tracehive: %s expects a dict of HTTP headers, got %s; ignored", caller, type(carrier).__name__)
+    return False
 
 
 def seconds(timeout: Any, timeout_millis: Any) -> float:
