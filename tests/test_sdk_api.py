@@ -126,6 +126,7 @@ def test_with_session_scopes_the_session_and_follows_plain_threads(
         tracer.enrich_session(metadata={"route": "/x"})
     work("after")
 
+    assert flush(timeout=10)
     by_tag = {namespace(s, "inputs")["tag"]: session_of(s) for s in spans_named(exporter, "work")}
     assert by_tag == {"inside": request_session, "thread": request_session, "after": tracer.session_id}
     start, enriched = (r for r in records(exporter) if session_of(r) == request_session)
