@@ -6,6 +6,7 @@ Spans go through the real OpenTelemetry pipeline into an in-memory exporter (the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
@@ -17,6 +18,7 @@ from tests.test_sdk import events, namespace, parent_id, records
 
 from tracehive import HoneyHiveTracer, enrich_session, enrich_span, flush, set_default_tracer, trace, trace_class
 from tracehive import attributes as A
+from tracehive.sdk import sessions
 
 exporter = test_sdk.exporter  # the fixtures
 tracer = test_sdk.tracer
@@ -174,6 +176,21 @@ def test_default_tracer_applies_where_no_session_is_current(exporter: InMemorySp
     assert in_fresh_context() == second.session_id
     work()
     assert flush(second, 10000) and session_of(list(exporter.get_finished_spans())[-1]) == second.session_id
+
+
+def test_init_inside_a_request_is_not_the_process_default(exporter: InMemorySpanExporter) -> None:
+    made = []
+    worker = threading.Thread(target=lambda: made.append(HoneyHiveTracer.init(api_key="k", project="p")))
+    worker.start()
+    worker.join()
+
+    async def handler() -> None:
+        made.append(HoneyHiveTracer.init(api_key="k", project="p"))
+
+    asyncio.run(handler())
+    assert len(made) == 2 and sessions.default_tracer() is None
+    top = HoneyHiveTracer.init(api_key="k", project="p")
+    assert sessions.default_tracer() is top
 
 
 def test_context_crosses_services_through_headers(exporter: InMemorySpanExporter) -> None:

@@ -166,7 +166,7 @@ class HoneyHiveTracer:
             start[NAMESPACE_ATTRS["inputs"]] = dumps(given["inputs"])
         self._record(self.session, start)
         sessions.enter(self.session)
-        sessions.set_default(self, only_if_unset=True)
+        sessions.offer_default(self)
         if link_carrier:
             self.link(link_carrier)
         for instrumentor in instrumentors or ():
@@ -195,8 +195,8 @@ class HoneyHiveTracer:
     ) -> HoneyHiveTracer:
         """Start a session and make it the session of the current context: the whole script when
         called at its top, only the request (thread, task) when called inside one. The first tracer
-        of the process is also the default where no context has a session (``set_default_tracer``
-        changes that). Each of ``instrumentors`` gets ``.instrument(tracer_provider=tracer.provider)``.
+        made at the top level (main thread, no running event loop) is also the default where no
+        context has a session; ``set_default_tracer`` changes that. Each of ``instrumentors`` gets ``.instrument(tracer_provider=tracer.provider)``.
         """
         return cls(
             config,
