@@ -128,6 +128,14 @@ def project_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def run_in_new_project(server: Server, prefix: str, program: str, **env: str) -> tuple[str, str]:
+    """Run ``program`` with our SDK into a project of its own; (the project, the last word it printed)."""
+    project = project_name(prefix)
+    done = server.run_program(program, project=project, **env)
+    assert done.returncode == 0, done.stderr
+    return project, (done.stdout.split() or [""])[-1]
+
+
 @pytest.mark.parametrize("mode", ["with_session", "create_session", "init"])
 def test_fastapi_app_gives_each_concurrent_user_one_session(server: Server, mode: str) -> None:
     project = project_name(f"fastapi-{mode}")
@@ -176,9 +184,7 @@ assert flush()
 
 def test_ten_threads_each_calling_init_get_ten_sessions(server: Server) -> None:
     """Issue 11's first finding: all ten handlers landed in one session (one user's)."""
-    project = project_name("threads")
-    done = server.run_program(TEN_THREADS, project=project)
-    assert done.returncode == 0, done.stderr
+    project, _ = run_in_new_project(server, "threads", TEN_THREADS)
     for i in range(10):
         session = user_session(server, project, f"u{i}")
         assert session["session_name"] == f"req-{i}"
@@ -218,16 +224,14 @@ print(tracer.session_id)
 
 
 def test_fifty_asyncio_tasks_each_in_its_own_session(server: Server) -> None:
-    project = project_name("tasks")
-    done = server.run_program(FIFTY_TASKS, project=project)
-    assert done.returncode == 0, done.stderr
+    project, own_session = run_in_new_project(server, "tasks", FIFTY_TASKS)
     for i in range(50):
         session = user_session(server, project, f"t{i}")
         (root,) = session["events"]
         assert (root["event_name"], root["inputs"]) == ("job", {"user": f"t{i}"})
         assert sorted(c["outputs"]["result"] for c in root["children"]) == [f"t{i}-{n}" for n in range(3)]
         assert len(flatten(session["events"])) == 4
-    (own,) = server.get(f"/api/v1/sessions/{done.stdout.split()[-1]}")["events"]
+    (own,) = server.get(f"/api/v1/sessions/{own_session}")["events"]
     assert own["inputs"] == {"user": "outside"}
 
 

@@ -196,7 +196,8 @@ class HoneyHiveTracer:
         """Start a session and make it the session of the current context: the whole script when
         called at its top, only the request (thread, task) when called inside one. The first tracer
         made at the top level (main thread, no running event loop) is also the default where no
-        context has a session; ``set_default_tracer`` changes that. Each of ``instrumentors`` gets ``.instrument(tracer_provider=tracer.provider)``.
+        context has a session; ``set_default_tracer`` changes that. Each of ``instrumentors`` gets
+        ``.instrument(tracer_provider=tracer.provider)``.
         """
         return cls(
             config,
