@@ -325,3 +325,32 @@ def test_web_server_example_has_a_session_per_request(server: Server) -> None:
         (root,) = session["events"]
         assert root["event_name"] == "answer"
         assert sorted(c["event_name"] for c in root["children"]) == ["generate", "search_documents"]
+
+
+CREATE_EVENT = """
+from {sdk} import HoneyHiveTracer
+
+tracer = HoneyHiveTracer.init(session_name="events")
+tracer.enrich_session(user_properties={{"user_id": "ev-user"}})
+tracer.create_event("lookup", event_type="tool", inputs={{"q": 1}}, outputs={{"a": 2}}, metadata={{"k": True}},
+                    duration=250)
+assert tracer.force_flush()
+"""
+
+
+def test_create_event_from_both_sdks_is_stored_alike(server: Server, tmp_path: Path) -> None:
+    """HoneyHive's SDK posts the event over REST (``POST /events``); ours sends it as a span. (Inside
+    ``with_session`` HoneyHive's puts it in the tracer's own session, ours in the current one.)"""
+    theirs, ours = project_name("event-hh"), project_name("event-th")
+    python = honeyhive_python()
+    done = subprocess.run([str(python), "-c", CREATE_EVENT.format(sdk="honeyhive")], env=sdk_env(server, theirs),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = server.run_program(CREATE_EVENT.format(sdk="tracehive"), project=ours)
+    assert done.returncode == 0, done.stderr
+    stored = []
+    for project in (theirs, ours):
+        (event,) = user_session(server, project, "ev-user")["events"]
+        stored.append((event["event_name"], event["event_type"], event["inputs"], event["outputs"],
+                       event["metadata"], round(event["duration_ms"])))  # fmt: skip
+    assert stored[0] == stored[1] == ("lookup", "tool", {"q": 1}, {"a": 2}, {"k": True}, 250)
