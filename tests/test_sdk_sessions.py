@@ -41,11 +41,16 @@ def shape(event: dict) -> tuple:
     return (event_name(event), event["event_type"], repr(event["inputs"]), repr(event["outputs"]), children)
 
 
-def user_session(server: Server, project: str, user: str) -> dict:
-    """The one session of ``user`` in ``project``, with its events."""
-    found = server.get("/api/v1/sessions", project=project, filter=f'user_properties.user_id = "{user}"')["sessions"]
-    assert len(found) == 1, (user, found)
-    return server.get(f"/api/v1/sessions/{found[0]['session_id']}")
+def user_sessions(server: Server, project: str) -> dict[str, dict]:
+    """Each user's one session in ``project``, with its events (a user with two sessions fails)."""
+    listed = server.get("/api/v1/sessions", project=project, limit=1000)["sessions"]
+    ids: dict[str, list[str]] = {}
+    for session in listed:
+        user = session["user_properties"].get("user_id")
+        if user is not None:
+            ids.setdefault(user, []).append(session["session_id"])
+    assert all(len(found) == 1 for found in ids.values()), ids
+    return {user: server.get(f"/api/v1/sessions/{found[0]}") for user, found in ids.items()}
 
 
 def sdk_env(server: Server, project: str, **extra: str) -> dict[str, str]:
@@ -105,8 +110,10 @@ def serve_30_users(python: Path | str, server: Server, project: str, mode: str, 
 def check_request_sessions(server: Server, project: str, executor: bool = True) -> dict[str, tuple]:
     """Each user: one session named after the request, holding that user's events only, nested."""
     shapes = {}
+    found = user_sessions(server, project)
+    assert set(found) == set(USERS)
     for user in USERS:
-        session = user_session(server, project, user)
+        session = found[user]
         assert session["session_name"] == f"req-{user}"
         (root,) = session["events"]
         assert event_name(root) == "handle" and root["inputs"] == {"user": user}
@@ -120,7 +127,9 @@ def check_request_sessions(server: Server, project: str, executor: bool = True) 
         events = flatten(session["events"])
         assert len(events) == (6 if executor else 5)
         assert {e["inputs"]["user"] for e in events} == {user}
-        shapes[user] = shape(root)
+        # Without the executor's part, which HoneyHive's SDK does not follow (see below).
+        shared = {"result": root["outputs"]["result"][:2]}
+        shapes[user] = shape({**root, "children": steps[:2], "outputs": shared})
     return shapes
 
 
@@ -136,7 +145,8 @@ def run_in_new_project(server: Server, prefix: str, program: str, **env: str) ->
     return project, (done.stdout.split() or [""])[-1]
 
 
-@pytest.mark.parametrize("mode", ["with_session", "create_session", "init"])
+# with_session: see test_with_session_per_request_stores_what_honeyhive_sdk_stores.
+@pytest.mark.parametrize("mode", ["create_session", "init"])
 def test_fastapi_app_gives_each_concurrent_user_one_session(server: Server, mode: str) -> None:
     project = project_name(f"fastapi-{mode}")
     serve_30_users(sys.executable, server, project, mode, TRACE_SDK="tracehive")
@@ -145,16 +155,15 @@ def test_fastapi_app_gives_each_concurrent_user_one_session(server: Server, mode
     assert names - {"app-start"} == {f"req-{user}" for user in USERS}
 
 
-def test_honeyhive_sdk_stores_the_same_sessions_for_the_same_app(server: Server) -> None:
-    """The real honeyhive 1.7.0 SDK, same app, same server. It does not carry its session into
-    ``run_in_executor`` (ours does), so both run the app without that part."""
-    python = with_packages(honeyhive_python(), "fastapi", "uvicorn")
+def test_with_session_per_request_stores_what_honeyhive_sdk_stores(server: Server) -> None:
+    """Ours with ``with_session`` per request, and the real honeyhive 1.7.0 SDK on the same app and
+    server. HoneyHive's does not carry its session into ``run_in_executor`` (that event lands in the
+    app's start session), so it runs without that part and the rest is compared."""
     theirs, ours = project_name("fastapi-hh"), project_name("fastapi-th")
+    serve_30_users(sys.executable, server, ours, "with_session", TRACE_SDK="tracehive")
+    python = with_packages(honeyhive_python(), "fastapi", "uvicorn")
     serve_30_users(python, server, theirs, "with_session", TRACE_SDK="honeyhive", USE_EXECUTOR="0")
-    serve_30_users(sys.executable, server, ours, "with_session", TRACE_SDK="tracehive", USE_EXECUTOR="0")
-    assert check_request_sessions(server, theirs, executor=False) == check_request_sessions(
-        server, ours, executor=False
-    )
+    assert check_request_sessions(server, ours) == check_request_sessions(server, theirs, executor=False)
 
 
 TEN_THREADS = """
@@ -185,8 +194,10 @@ assert flush()
 def test_ten_threads_each_calling_init_get_ten_sessions(server: Server) -> None:
     """Issue 11's first finding: all ten handlers landed in one session (one user's)."""
     project, _ = run_in_new_project(server, "threads", TEN_THREADS)
+    found = user_sessions(server, project)
+    assert set(found) == {f"u{i}" for i in range(10)}
     for i in range(10):
-        session = user_session(server, project, f"u{i}")
+        session = found[f"u{i}"]
         assert session["session_name"] == f"req-{i}"
         assert [(e["event_name"], e["inputs"]) for e in flatten(session["events"])] == [("handler", {"i": i})]
 
@@ -225,8 +236,10 @@ print(tracer.session_id)
 
 def test_fifty_asyncio_tasks_each_in_its_own_session(server: Server) -> None:
     project, own_session = run_in_new_project(server, "tasks", FIFTY_TASKS)
+    found = user_sessions(server, project)
+    assert set(found) == {f"t{i}" for i in range(50)}
     for i in range(50):
-        session = user_session(server, project, f"t{i}")
+        session = found[f"t{i}"]
         (root,) = session["events"]
         assert (root["event_name"], root["inputs"]) == ("job", {"user": f"t{i}"})
         assert sorted(c["outputs"]["result"] for c in root["children"]) == [f"t{i}-{n}" for n in range(3)]
@@ -318,8 +331,10 @@ def test_web_server_example_has_a_session_per_request(server: Server) -> None:
         replies = asyncio.run(chat_all())
         assert [r.status_code for r in replies] == [200, 200, 200]
         # The example has no flush route: it flushes when uvicorn shuts it down.
+    found = user_sessions(server, project)
+    assert set(found) == {f"ex{i}" for i in range(3)}
     for i in range(3):
-        session = user_session(server, project, f"ex{i}")
+        session = found[f"ex{i}"]
         assert session["inputs"] == {"message": f"hello {i}"}
         assert session["outputs"] == {"reply": f"answer to 'hello {i}' from 2 documents"}
         (root,) = session["events"]
@@ -350,7 +365,7 @@ def test_create_event_from_both_sdks_is_stored_alike(server: Server, tmp_path: P
     assert done.returncode == 0, done.stderr
     stored = []
     for project in (theirs, ours):
-        (event,) = user_session(server, project, "ev-user")["events"]
+        (event,) = user_sessions(server, project)["ev-user"]["events"]
         stored.append((event["event_name"], event["event_type"], event["inputs"], event["outputs"],
                        event["metadata"], round(event["duration_ms"])))  # fmt: skip
     assert stored[0] == stored[1] == ("lookup", "tool", {"q": 1}, {"a": 2}, {"k": True}, 250)
