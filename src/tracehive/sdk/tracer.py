@@ -65,6 +65,8 @@ class HoneyHiveTracer:
         **kwargs: Any,
     ) -> None:
         """Start a session; it becomes the current context's session (see :meth:`init`)."""
+        if verbose:
+            _log_debug_to_stderr()
         if isinstance(config, str):  # the legacy positional ``init(api_key, ...)``
             api_key, config = api_key or config, None
         given = from_configs(
@@ -509,3 +511,10 @@ class HoneyHiveTracer:
     def reset() -> None:
         """Forget the process default tracer."""
         sessions.set_default(None)
+
+
+def _log_debug_to_stderr() -> None:
+    """``verbose=True``: the SDK's debug lines (what it ignores, every failed export) on stderr."""
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler())
