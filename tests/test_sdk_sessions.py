@@ -369,3 +369,13 @@ def test_create_event_from_both_sdks_is_stored_alike(server: Server, tmp_path: P
         stored.append((event["event_name"], event["event_type"], event["inputs"], event["outputs"],
                        event["metadata"], round(event["duration_ms"])))  # fmt: skip
     assert stored[0] == stored[1] == ("lookup", "tool", {"q": 1}, {"a": 2}, {"k": True}, 250)
+
+
+def test_verbose_shows_the_sdk_debug_lines() -> None:
+    program = "from tracehive import HoneyHiveTracer; HoneyHiveTracer.init(test_mode=True, {}disable_batch=True)"
+    quiet, verbose = (
+        subprocess.run([sys.executable, "-c", program.format(flag)], capture_output=True, text=True, timeout=60)
+        for flag in ("", "verbose=True, ")
+    )
+    assert quiet.stderr == ""
+    assert "init ignores unsupported arguments ['disable_batch']" in verbose.stderr
