@@ -250,3 +250,24 @@ def test_misuse_of_the_session_api_warns(
     assert "set_default_tracer expects a HoneyHiveTracer" in caplog.text
     assert "expects a dict" in caplog.text
     assert "headers" in caplog.text
+
+
+def test_honeyhive_style_config_objects_are_read(exporter: InMemorySpanExporter) -> None:
+    class TracerConfig:  # the fields of HoneyHive's TracerConfig that init reads
+        api_key = "k"
+        project = "from-config"
+        source = "staging"
+
+        @property
+        def session_name(self) -> str:
+            raise RuntimeError("a broken config field")
+
+    class SessionConfig:
+        def __init__(self) -> None:
+            self.session_id = "sid-from-config"
+            self.inputs = {"q": "hi"}
+
+    tracer = HoneyHiveTracer.init(TracerConfig(), SessionConfig(), source="explicit")
+    assert (tracer.project, tracer.source, tracer.session_id) == ("from-config", "explicit", "sid-from-config")
+    (start,) = records(exporter)
+    assert namespace(start, "inputs") == {"q": "hi"}

@@ -59,7 +59,10 @@ def from_configs(given: dict[str, Any], *configs: Any) -> dict[str, Any]:
             continue
         for name in CONFIG_FIELDS:
             if given.get(name) is None:
-                given[name] = getattr(config, name, None)
+                try:
+                    given[name] = getattr(config, name, None)
+                except Exception:
+                    logger.warning("tracehive: could not read %s from %s; ignored", name, type(config).__name__)
     return given
 
 
