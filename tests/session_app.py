@@ -1,8 +1,8 @@
 """A FastAPI app traced per request, run under uvicorn by the session tests, with either SDK.
 
 ``TRACE_SDK`` picks ``tracehive`` or ``honeyhive`` (the same code runs on both); ``SESSION_MODE`` picks
-how each request gets its session: ``with_session``, ``create_session`` or ``init`` (a tracer per
-request). Each request fans out into two async steps; each step hands a sync helper to a worker
+how each request gets its session: ``with_session``, ``create_session`` (in a middleware) or
+``init`` (a tracer per request). Each request fans out into two async steps; each step hands a sync helper to a worker
 thread (``asyncio.to_thread``), and the handler runs one more on an executor (``run_in_executor``).
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 if os.environ["TRACE_SDK"] == "honeyhive":
     from honeyhive import HoneyHiveTracer, trace
@@ -43,6 +44,17 @@ async def handle(user: str) -> list[str]:
     return parts
 
 
+if MODE == "create_session":
+
+    @app.middleware("http")
+    async def session_per_request(request: Request, call_next: Callable) -> Response:
+        """HoneyHive's documented middleware: the handler runs in a task of its own."""
+        user = request.query_params.get("user")
+        if user:
+            await tracer.acreate_session(session_name=f"req-{user}", user_properties={"user_id": user})
+        return await call_next(request)
+
+
 @app.get("/ask")
 async def ask(user: str) -> dict:
     name, props = f"req-{user}", {"user_id": user}
@@ -50,7 +62,6 @@ async def ask(user: str) -> dict:
         with tracer.with_session(session_name=name, user_properties=props):
             return {"parts": await handle(user)}
     if MODE == "create_session":
-        await tracer.acreate_session(session_name=name, user_properties=props)
         return {"parts": await handle(user)}
     own = HoneyHiveTracer.init(session_name=name)
     own.enrich_session(user_properties=props)
