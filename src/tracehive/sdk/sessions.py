@@ -52,7 +52,7 @@ _default: HoneyHiveTracer | None = None
 
 
 def default_tracer() -> HoneyHiveTracer | None:
-    """The process default: ``set_default_tracer``'s, else the first ``init``'ed tracer."""
+    """The process default: ``set_default_tracer``'s, else the first top-level ``init``'ed tracer."""
     return _default
 
 
