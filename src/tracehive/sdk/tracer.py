@@ -217,6 +217,11 @@ class HoneyHiveTracer:
         return self.source
 
     def _instrument(self, instrumentor: Any) -> None:
+        """Attach ``instrumentor`` once per process (OpenTelemetry's instrumentors are singletons);
+        its spans join whichever session is current when they start, so the first provider serves all."""
+        if getattr(instrumentor, "is_instrumented_by_opentelemetry", False):
+            logger.debug("tracehive: %r is already instrumented; left as is", instrumentor)
+            return
         try:
             instrumentor.instrument(tracer_provider=self.provider)
         except Exception:
