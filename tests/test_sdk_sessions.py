@@ -41,8 +41,8 @@ def shape(event: dict) -> tuple:
     return (event_name(event), event["event_type"], repr(event["inputs"]), repr(event["outputs"]), children)
 
 
-def user_sessions(server: Server, project: str) -> dict[str, dict]:
-    """Each user's one session in ``project``, with its events (a user with two sessions fails)."""
+def user_sessions(server: Server, project: str, users: list[str]) -> dict[str, dict]:
+    """The one session of each of ``users`` in ``project``, with its events; no other user has one."""
     listed = server.get("/api/v1/sessions", project=project, limit=1000)["sessions"]
     ids: dict[str, list[str]] = {}
     for session in listed:
@@ -50,6 +50,7 @@ def user_sessions(server: Server, project: str) -> dict[str, dict]:
         if user is not None:
             ids.setdefault(user, []).append(session["session_id"])
     assert all(len(found) == 1 for found in ids.values()), ids
+    assert set(ids) == set(users), sorted(ids)
     return {user: server.get(f"/api/v1/sessions/{found[0]}") for user, found in ids.items()}
 
 
@@ -110,8 +111,7 @@ def serve_30_users(python: Path | str, server: Server, project: str, mode: str, 
 def check_request_sessions(server: Server, project: str, executor: bool = True) -> dict[str, tuple]:
     """Each user: one session named after the request, holding that user's events only, nested."""
     shapes = {}
-    found = user_sessions(server, project)
-    assert set(found) == set(USERS)
+    found = user_sessions(server, project, USERS)
     for user in USERS:
         session = found[user]
         assert session["session_name"] == f"req-{user}"
@@ -194,8 +194,7 @@ assert flush()
 def test_ten_threads_each_calling_init_get_ten_sessions(server: Server) -> None:
     """Issue 11's first finding: all ten handlers landed in one session (one user's)."""
     project, _ = run_in_new_project(server, "threads", TEN_THREADS)
-    found = user_sessions(server, project)
-    assert set(found) == {f"u{i}" for i in range(10)}
+    found = user_sessions(server, project, [f"u{i}" for i in range(10)])
     for i in range(10):
         session = found[f"u{i}"]
         assert session["session_name"] == f"req-{i}"
@@ -236,8 +235,7 @@ print(tracer.session_id)
 
 def test_fifty_asyncio_tasks_each_in_its_own_session(server: Server) -> None:
     project, own_session = run_in_new_project(server, "tasks", FIFTY_TASKS)
-    found = user_sessions(server, project)
-    assert set(found) == {f"t{i}" for i in range(50)}
+    found = user_sessions(server, project, [f"t{i}" for i in range(50)])
     for i in range(50):
         session = found[f"t{i}"]
         (root,) = session["events"]
@@ -331,8 +329,7 @@ def test_web_server_example_has_a_session_per_request(server: Server) -> None:
         replies = asyncio.run(chat_all())
         assert [r.status_code for r in replies] == [200, 200, 200]
         # The example has no flush route: it flushes when uvicorn shuts it down.
-    found = user_sessions(server, project)
-    assert set(found) == {f"ex{i}" for i in range(3)}
+    found = user_sessions(server, project, [f"ex{i}" for i in range(3)])
     for i in range(3):
         session = found[f"ex{i}"]
         assert session["inputs"] == {"message": f"hello {i}"}
@@ -365,7 +362,7 @@ def test_create_event_from_both_sdks_is_stored_alike(server: Server, tmp_path: P
     assert done.returncode == 0, done.stderr
     stored = []
     for project in (theirs, ours):
-        (event,) = user_sessions(server, project)["ev-user"]["events"]
+        (event,) = user_sessions(server, project, ["ev-user"])["ev-user"]["events"]
         stored.append((event["event_name"], event["event_type"], event["inputs"], event["outputs"],
                        event["metadata"], round(event["duration_ms"])))  # fmt: skip
     assert stored[0] == stored[1] == ("lookup", "tool", {"q": 1}, {"a": 2}, {"k": True}, 250)
