@@ -1,7 +1,8 @@
-"""Fuzzing the real server as a hostile tenant would (issue 12): every ingest route and every query
-route's parameters get values at and past the limits (int64, double, string and id length,
-nesting, list length, NaN and infinities). After each case, project b's next write must still
-succeed: 0 answers of 5xx, 0 failures of another tenant. One server per store and module."""
+"""Fuzzing the real server as a hostile tenant would (issue 12): every ingest route (OTLP protobuf
+and JSON, /session/start, PUT /events, POST /events) and every query route's parameters get values
+at and past the limits (int64, double, string and id length, nesting, list length, NaN and
+infinities). After each case, project b's next write must still succeed: 0 answers of 5xx, 0
+failures of another tenant. One two-tenant server per store (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,19 @@ def test_session_start(tenants, spaces, session_id, name, start_time):
 @given(namespaces, strings, st.one_of(edge_floats, edge_ints))
 def test_put_events(tenants, spaces, event_id, end_time):
     send(tenants, "PUT", "/events", content=dumps({**spaces, "event_id": event_id, "end_time": end_time}))
+
+
+@CASES
+@given(
+    namespaces,
+    strings,
+    st.one_of(st.none(), strings),
+    st.one_of(edge_floats, edge_ints),
+    st.one_of(edge_floats, edge_ints),
+)
+def test_post_events(tenants, spaces, name, session_id, start_time, duration):
+    event = {**spaces, "event_name": name, "session_id": session_id, "start_time": start_time, "duration": duration}
+    send(tenants, "POST", "/events", content=dumps({"event": event}))
 
 
 def json_any(value: Any) -> dict:

@@ -60,8 +60,9 @@ def enforce_batch(batch: Batch, limits: Limits) -> None:
     short = _short_text(limits)
     longest_id, longest = limits.max_id_length, limits.max_value_length
     for event in batch.events:
-        # Mapping makes these strings, and the decoder checked the span, trace and parent ids (hex
-        # of a fixed length): plain comparisons spare the usual event any further call.
+        # Mapping makes these strings, and the event, trace and parent ids were checked before (the
+        # OTLP decoder: hex of a fixed length; POST /events: their length): plain comparisons spare
+        # the usual event any further call.
         if len(event.project) > longest_id or len(event.session_id) > longest_id:
             _check_ids(limits, project=event.project, session_id=event.session_id)
         error = event.error
