@@ -4,7 +4,7 @@ table, ClickHouse through clickhouse-connect's Arrow insert)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -105,6 +105,11 @@ class Rows:
     # Per session the events touch: (project, session_id, first start, last end in microseconds,
     # events, errors); a session may appear more than once (from several requests).
     totals: list[SessionTotals]
+    # Sessions across requests: (project, trace_id, session_id) for each trace whose spans name a
+    # session, and (project, trace_id) of traces with spans that named none (their session_id is
+    # the trace id). The store joins the latter to the session the trace names, whenever it comes.
+    claims: list[tuple[str, str, str]] = field(default_factory=list)
+    orphans: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, batch: Batch) -> Rows:
@@ -112,7 +117,15 @@ class Rows:
         totals = session_totals(
             (e.project, e.session_id, e.start_ns // 1000, e.end_ns // 1000, e.error is not None) for e in unique
         )
-        return cls(event_table(unique), list(batch.sessions), totals)
+        claims = {(e.project, e.trace_id): e.session_id for e in unique if not e.session_from_trace}
+        orphans = {(e.project, e.trace_id) for e in unique if e.session_from_trace}
+        return cls(
+            event_table(unique),
+            list(batch.sessions),
+            totals,
+            [(p, t, s) for (p, t), s in claims.items() if s != t],
+            list(orphans),
+        )
 
     @classmethod
     def concat(cls, parts: list[Rows]) -> Rows:
@@ -122,7 +135,29 @@ class Rows:
             pa.concat_tables([p.events for p in parts]),
             [u for p in parts for u in p.sessions],
             [t for p in parts for t in p.totals],
+            [c for p in parts for c in p.claims],
+            [o for p in parts for o in p.orphans],
         )
+
+    def rejoined(self, sessions: dict[tuple[str, str], str]) -> Rows:
+        """These rows with the events of the traces in ``sessions`` ((project, trace_id) -> session
+        id) that named no session moved into it, with their totals and session updates."""
+        table = self.events
+        projects, traces = table["project"].to_pylist(), table["trace_id"].to_pylist()
+        old = table["session_id"].to_pylist()
+        new = [sessions.get((p, t), s) if s == t else s for p, t, s in zip(projects, traces, old, strict=True)]
+        table = table.set_column(table.schema.get_field_index("session_id"), "session_id", pa.array(new, pa.string()))
+        starts = pc.cast(table["start_time"], pa.int64()).to_pylist()
+        ends = pc.cast(table["end_time"], pa.int64()).to_pylist()
+        errors = pc.is_valid(table["error"]).to_pylist()
+        totals = session_totals(zip(projects, new, starts, ends, errors, strict=True))
+        updates = []
+        for update in self.sessions:
+            moved = sessions.get((update.project, update.session_id))
+            updates.append(update if moved is None else replace(update, session_id=moved))
+        rejoined = {key for key in sessions}
+        orphans = [key for key in self.orphans if key not in rejoined]
+        return Rows(table, updates, totals, self.claims, orphans)
 
     def __len__(self) -> int:
         return self.events.num_rows + len(self.sessions)

@@ -88,6 +88,16 @@ MIGRATIONS = (
             )
         ),
     ),
+    # Sessions across requests: which session each trace named first, so that a span of the trace
+    # that named none joins it, in whichever request it comes.
+    Migration(
+        3,
+        "trace_sessions: the session each trace names",
+        (
+            "CREATE TABLE IF NOT EXISTS trace_sessions (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
+            "session_id VARCHAR NOT NULL, PRIMARY KEY (project, trace_id))",
+        ),
+    ),
 )
 
 _TIME = pa.timestamp("us")
@@ -155,6 +165,17 @@ class _SessionState:
         if end_us is not None:
             self.end_us = end_us if self.end_us is None else max(self.end_us, end_us)
 
+    def fold(self, other: _SessionState) -> None:
+        """Take in a session whose events moved into this one (what this one says wins)."""
+        self.event_count += other.event_count
+        self.error_count += other.error_count
+        self.widen(other.start_us, other.end_us)
+        self.name = self.name or other.name
+        self.source = self.source or other.source
+        for ns in NAMESPACES:
+            if other.namespaces[ns]:
+                self.namespaces[ns] = deep_merge(other.namespaces[ns], self.namespaces[ns])
+
     def apply(self, update: SessionUpdate) -> None:
         self.name = update.session_name or self.name
         self.source = update.source or self.source
@@ -179,6 +200,7 @@ class DuckDBStore:
             raise
         self._local = threading.local()
         self._seen = SeenKeys(self._db.execute("SELECT project, session_id FROM sessions").fetchall())
+        self._claimed = SeenKeys(self._db.execute("SELECT project, trace_id FROM trace_sessions").fetchall())
 
     def _migrate(self) -> None:
         """Bring the file's schema up to date in one transaction (see :mod:`~tracehive.store.migrations`)."""
@@ -207,6 +229,7 @@ class DuckDBStore:
     # --- writes ---------------------------------------------------------------------------
     def write(self, rows: Rows) -> None:
         cursor = self._cursor()
+        rows = self._join_claimed_traces(cursor, rows)
         cursor.register("incoming_events", rows.events)
         try:
             try:
@@ -227,8 +250,54 @@ class DuckDBStore:
 
     def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> None:
         cursor.execute("BEGIN TRANSACTION")
-        self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions)
+        strays = self._claim_traces(cursor, rows.claims)
+        self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions, strays)
         cursor.execute("COMMIT")
+        for project, trace_id, _ in rows.claims:
+            self._claimed.add((project, trace_id))
+
+    def _join_claimed_traces(self, cursor: duckdb.DuckDBPyConnection, rows: Rows) -> Rows:
+        """Spans that named no session join the session their trace named: in this write (another
+        request) or stored before."""
+        if not rows.orphans:
+            return rows
+        named: dict[tuple[str, str], str] = {}
+        for project, trace_id, session_id in rows.claims:
+            named.setdefault((project, trace_id), session_id)
+        found = {key: named[key] for key in rows.orphans if key in named}
+        maybe = [key for key in rows.orphans if key not in found and key in self._claimed]
+        if maybe:
+            cursor.register("orphan_traces", pa.table({"p": [k[0] for k in maybe], "t": [k[1] for k in maybe]}))
+            try:
+                stored = cursor.execute(
+                    "SELECT project, trace_id, session_id FROM trace_sessions "
+                    "JOIN orphan_traces ON project = p AND trace_id = t"
+                ).fetchall()
+            finally:
+                cursor.unregister("orphan_traces")
+            found.update({(p, t): s for p, t, s in stored})
+        return rows.rejoined(found) if found else rows
+
+    def _claim_traces(self, cursor: duckdb.DuckDBPyConnection, claims: list[tuple[str, str, str]]) -> dict:
+        """Record the session each trace names (the first named stays) and move the trace's stored
+        spans that named none (a session keyed by the trace id) into it. Returns the sessions so
+        emptied: (project, trace_id) -> (project, session_id) they fold into."""
+        if not claims:
+            return {}
+        table = pa.table({"p": [c[0] for c in claims], "t": [c[1] for c in claims], "s": [c[2] for c in claims]})
+        cursor.register("claims", table)
+        try:
+            cursor.execute("INSERT OR IGNORE INTO trace_sessions SELECT p, t, s FROM claims")
+            candidates = [(p, t, s) for p, t, s in claims if (p, t) in self._seen]
+            if not candidates:
+                return {}
+            cursor.execute(
+                "UPDATE events SET session_id = claims.s FROM claims WHERE events.project = claims.p "
+                "AND events.session_id = claims.t AND events.trace_id = claims.t"
+            )
+        finally:
+            cursor.unregister("claims")
+        return {(p, t): (p, s) for p, t, s in candidates}
 
     def _insert_events(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> list[SessionTotals]:
         """Insert the registered ``incoming_events`` not stored yet; returns what they add to their
@@ -266,15 +335,26 @@ class DuckDBStore:
             cursor.unregister("touched")
 
     def _upsert_sessions(
-        self, cursor: duckdb.DuckDBPyConnection, touched: list[tuple], updates: list[SessionUpdate]
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        touched: list[tuple],
+        updates: list[SessionUpdate],
+        strays: dict[tuple[str, str], tuple[str, str]] | None = None,
     ) -> None:
         keys = list(dict.fromkeys([(t[0], t[1]) for t in touched] + [(u.project, u.session_id) for u in updates]))
+        strays = strays or {}
+        keys += [target for target in strays.values() if target not in keys]
         if not keys:
             return
         seen = self._seen
         maybe_stored = [key for key in keys if key in seen]
-        existing = self._load_sessions(cursor, maybe_stored) if maybe_stored else {}
+        existing = self._load_sessions(cursor, maybe_stored + list(strays)) if maybe_stored or strays else {}
         states = {key: _SessionState(existing.get(key)) for key in keys}
+        folded = [stray for stray in strays if stray in existing and stray not in states]
+        for stray in folded:
+            states[strays[stray]].fold(_SessionState(existing[stray]))
+        if folded:
+            self._delete_sessions(cursor, folded)
         for project, session_id, start_us, end_us, events, errors in touched:
             state = states[(project, session_id)]
             state.event_count += events
@@ -290,6 +370,13 @@ class DuckDBStore:
             self._replace_sessions(cursor, new, stored=False)
             for key in new:
                 seen.add(key)
+
+    def _delete_sessions(self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]) -> None:
+        cursor.register("gone", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
+        try:
+            cursor.execute("DELETE FROM sessions USING gone WHERE project = gone.p AND session_id = gone.s")
+        finally:
+            cursor.unregister("gone")
 
     def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict, stored: bool) -> None:
         """Write whole session rows; ``stored`` ones are deleted first. DuckDB's INSERT OR REPLACE
