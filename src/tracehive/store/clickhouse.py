@@ -37,6 +37,7 @@ DEFAULT_DATABASE = "tracehive"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME = pa.timestamp("us", tz="UTC")
 _EVENT_SCHEMA = pa.schema([f.with_type(_TIME) if f.type == pa.timestamp("us") else f for f in EVENT_SCHEMA])
+_KEYS = "{keys:Array(Tuple(String, String))}"  # a parameter: (project, id) pairs
 _DISK_FULL_MARKERS = ("NOT_ENOUGH_SPACE", "No space left on device")
 
 
@@ -132,6 +133,9 @@ class ClickHouseStore:
     # --- writes ---------------------------------------------------------------------------
     def write(self, rows: Rows) -> None:
         try:
+            rows = self._join_claimed_traces(rows)
+            if rows.claims:
+                self._claim_traces(rows.claims)
             if rows.events.num_rows:
                 self._client.insert_arrow(f"{self._db}.events", rows.events.cast(_EVENT_SCHEMA))
             if rows.sessions:
@@ -140,6 +144,68 @@ class ClickHouseStore:
             if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
             raise
+
+    def _join_claimed_traces(self, rows: Rows) -> Rows:
+        """Spans that named no session join the session their trace named, in this write or before."""
+        if not rows.orphans:
+            return rows
+        named: dict[tuple[str, str], str] = {}
+        for project, trace_id, session_id in rows.claims:
+            named.setdefault((project, trace_id), session_id)
+        found = {key: named[key] for key in rows.orphans if key in named}
+        rest = [key for key in rows.orphans if key not in found]
+        if rest:
+            stored = self._select(
+                f"SELECT project, trace_id, argMin(session_id, version) FROM {self._db}.trace_sessions"
+                f" WHERE (project, trace_id) IN {_KEYS} GROUP BY project, trace_id",
+                {"keys": rest},
+            )
+            found.update({(p, t): s for p, t, s in stored})
+        return rows.rejoined(found) if found else rows
+
+    def _claim_traces(self, claims: list[tuple[str, str, str]]) -> None:
+        """Record the session each trace names and move the trace's stored spans that named none
+        (a session keyed by the trace id) into it: their rows are inserted again under the session
+        and the trace-id session's rows deleted."""
+        self._client.insert_arrow(
+            f"{self._db}.trace_sessions",
+            pa.table({"project": [c[0] for c in claims], "trace_id": [c[1] for c in claims],
+                      "session_id": [c[2] for c in claims],
+                      "version": pa.array(self._versions(len(claims)), pa.uint64())}),
+        )  # fmt: skip
+        target = {(p, t): s for p, t, s in reversed(claims)}
+        keys = list(target)
+        strays = self._client.query_arrow(
+            f"SELECT * FROM {self._db}.events FINAL WHERE (project, session_id) IN {_KEYS} AND trace_id = session_id",
+            {"keys": keys},
+        )
+        if not strays.num_rows:
+            return
+        moved = {(p, t): target[(p, t)] for p, t in zip(strays["project"].to_pylist(),
+                                                         strays["trace_id"].to_pylist(), strict=True)}  # fmt: skip
+        sessions = [moved[(p, t)] for p, t in zip(strays["project"].to_pylist(), strays["trace_id"].to_pylist(),
+                                                  strict=True)]  # fmt: skip
+        index = strays.schema.get_field_index("session_id")
+        self._client.insert_arrow(
+            f"{self._db}.events", strays.set_column(index, "session_id", pa.array(sessions, pa.string()))
+        )
+        updates = self._client.query_arrow(
+            f"SELECT * FROM {self._db}.session_updates WHERE (project, session_id) IN {_KEYS}",
+            {"keys": list(moved)},
+        )
+        if updates.num_rows:
+            names = [moved[(p, s)] for p, s in zip(updates["project"].to_pylist(), updates["session_id"].to_pylist(),
+                                                   strict=True)]  # fmt: skip
+            index = updates.schema.get_field_index("session_id")
+            self._client.insert_arrow(
+                f"{self._db}.session_updates", updates.set_column(index, "session_id", pa.array(names, pa.string()))
+            )
+        params = {"keys": list(moved)}
+        for table in ("events", "session_updates", "sessions"):
+            self._client.command(
+                f"DELETE FROM {self._db}.{table} WHERE (project, session_id) IN {_KEYS}",
+                params,
+            )
 
     def _versions(self, count: int) -> range:
         """Write versions: nanoseconds since the epoch, increasing within this process. Updates

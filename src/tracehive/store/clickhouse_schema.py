@@ -95,10 +95,18 @@ SELECT project, session_id,
 FROM {{db}}.session_updates GROUP BY project, session_id
 """
 
+# Sessions across requests: the session each trace names; the earliest claim (lowest version) wins.
+_TRACE_SESSIONS = """
+CREATE TABLE IF NOT EXISTS {db}.trace_sessions (
+    project LowCardinality(String), trace_id String, session_id String, version UInt64
+) ENGINE = ReplacingMergeTree ORDER BY (project, trace_id)
+"""
+
 MIGRATIONS = (
     Migration(
         1,
         "events, session updates, sessions aggregated from both",
         (_EVENTS, _SESSION_UPDATES, _SESSIONS, _SESSIONS_FROM_EVENTS, _SESSIONS_FROM_UPDATES),
     ),
+    Migration(2, "trace_sessions: the session each trace names", (_TRACE_SESSIONS,)),
 )
