@@ -100,7 +100,7 @@ async def write_session(request: Request, update: SessionUpdate) -> None:
         enforce_batch(batch, state(request).settings.limits)
     except LimitError as exc:
         raise HTTPException(400, str(exc)) from None
-    await ingest.commit(request, Rows.of(batch))
+    await ingest.commit(state(request), Rows.of(batch))
 
 
 def _ms_to_ns(ms: float | None) -> int | None:

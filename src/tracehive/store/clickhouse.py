@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+import orjson
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -31,7 +32,7 @@ from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import EVENT_SCHEMA, Rows, dumps
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.migrations import SCHEMA_TABLE, apply
-from tracehive.store.rows import group_value, iso, record_row, stats, user_row
+from tracehive.store.rows import group_value, iso, record_row, stats, unpriced_row, user_row
 
 DEFAULT_DATABASE = "tracehive"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -365,6 +366,39 @@ class ClickHouseStore:
                 point.update({"value": None, "missing": False} if other else group_value(g), other=bool(other))
             points.append(point)
         return {"bucket_seconds": width, "points": points}
+
+    # --- model prices -----------------------------------------------------------------------
+    def get_prices(self) -> dict[str, dict[str, dict]]:
+        rows = self._select(
+            f"SELECT project, model, argMax(price, version) AS p FROM {self._db}.project_prices"
+            " GROUP BY project, model HAVING p != '' ORDER BY project, model",
+            {},
+        )
+        prices: dict[str, dict[str, dict]] = {}
+        for project, model, price in rows:
+            prices.setdefault(project, {})[model] = orjson.loads(price)
+        return prices
+
+    def set_price(self, project: str, model: str, price: dict | None) -> None:
+        self._client.insert_arrow(
+            f"{self._db}.project_prices",
+            pa.table({"project": [project], "model": [model], "price": ["" if price is None else dumps(price)],
+                      "version": pa.array(self._versions(1), pa.uint64())}),
+        )  # fmt: skip
+
+    def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
+        params: dict[str, Any] = {"limit": limit}
+        where = _project_clause(projects, params)
+        rows = self._select(
+            "SELECT project, JSONExtractString(config, 'model') AS model,"
+            " any(JSONExtractString(config, 'provider')) AS provider, count() AS calls, max(start_time) AS last_seen"
+            f" FROM {self._db}.events FINAL WHERE event_type = 'model' AND {where}"
+            " AND JSONType(metadata, 'cost') IN ('Null', '') AND model != ''"
+            " AND (JSONHas(metadata, 'prompt_tokens') OR JSONHas(metadata, 'completion_tokens'))"
+            " GROUP BY project, model ORDER BY calls DESC, project, model LIMIT {limit:UInt32}",
+            params,
+        )
+        return [unpriced_row(*values) for values in rows]
 
 
 def open_clickhouse(url: str) -> ClickHouseStore:

@@ -102,6 +102,13 @@ CREATE TABLE IF NOT EXISTS {db}.trace_sessions (
 ) ENGINE = ReplacingMergeTree ORDER BY (project, trace_id)
 """
 
+# Each project's own model prices; a later write (higher version) replaces, an empty price deletes.
+_PROJECT_PRICES = """
+CREATE TABLE IF NOT EXISTS {db}.project_prices (
+    project String, model String, price String, version UInt64
+) ENGINE = ReplacingMergeTree(version) ORDER BY (project, model)
+"""
+
 MIGRATIONS = (
     Migration(
         1,
@@ -109,4 +116,5 @@ MIGRATIONS = (
         (_EVENTS, _SESSION_UPDATES, _SESSIONS, _SESSIONS_FROM_EVENTS, _SESSIONS_FROM_UPDATES),
     ),
     Migration(2, "trace_sessions: the session each trace names", (_TRACE_SESSIONS,)),
+    Migration(3, "project_prices: each project's own model prices", (_PROJECT_PRICES,)),
 )

@@ -27,7 +27,7 @@ from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import Rows, SessionTotals, session_totals
 from tracehive.store.duckdb_filter import json_pointer, quote_column, to_duckdb_sql
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
-from tracehive.store.rows import group_value, iso, record_row, stats, user_row
+from tracehive.store.rows import group_value, iso, record_row, stats, unpriced_row, user_row
 from tracehive.store.seen import SeenKeys
 
 _NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
@@ -96,6 +96,14 @@ MIGRATIONS = (
         (
             "CREATE TABLE IF NOT EXISTS trace_sessions (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
             "session_id VARCHAR NOT NULL, PRIMARY KEY (project, trace_id))",
+        ),
+    ),
+    Migration(
+        4,
+        "project_prices: each project's own model prices (USD per million tokens, JSON)",
+        (
+            "CREATE TABLE IF NOT EXISTS project_prices (project VARCHAR NOT NULL, model VARCHAR NOT NULL, "
+            "price JSON NOT NULL, PRIMARY KEY (project, model))",
         ),
     ),
 )
@@ -590,3 +598,32 @@ class DuckDBStore:
                 point.update({"value": None, "missing": False} if other else group_value(g), other=other)
             points.append(point)
         return {"bucket_seconds": width, "points": points}
+
+    # --- model prices -----------------------------------------------------------------------
+    def get_prices(self) -> dict[str, dict[str, dict]]:
+        rows = self._cursor().execute("SELECT project, model, price FROM project_prices ORDER BY project, model")
+        prices: dict[str, dict[str, dict]] = {}
+        for project, model, price in rows.fetchall():
+            prices.setdefault(project, {})[model] = orjson.loads(price)
+        return prices
+
+    def set_price(self, project: str, model: str, price: dict | None) -> None:
+        cursor = self._cursor()
+        cursor.execute("DELETE FROM project_prices WHERE project = ? AND model = ?", [project, model])
+        if price is not None:
+            cursor.execute("INSERT INTO project_prices VALUES (?, ?, ?)", [project, model, _dumps(price)])
+
+    def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
+        params: list[Any] = []
+        where = _project_clause(projects, params)
+        rows = self._cursor().execute(
+            "SELECT project, json_extract_string(config, '$.model') AS model, "
+            "any_value(json_extract_string(config, '$.provider')) AS provider, count(*) AS calls, "
+            "max(start_time) AS last_seen FROM events WHERE event_type = 'model' AND "
+            f"{where} AND json_extract_string(metadata, '$.cost') IS NULL AND "
+            "(json_extract(metadata, '$.prompt_tokens') IS NOT NULL OR "
+            "json_extract(metadata, '$.completion_tokens') IS NOT NULL) AND model IS NOT NULL "
+            "GROUP BY ALL ORDER BY calls DESC, project, model LIMIT ?",
+            [*params, limit],
+        )
+        return [unpriced_row(*values) for values in rows.fetchall()]

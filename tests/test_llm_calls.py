@@ -1,0 +1,205 @@
+"""LLM calls end to end: real instrumentors and the real openai client, each in its own venv,
+calling a fake OpenAI server on loopback and exporting to a real tracehive server (OTLP/HTTP and
+OTLP/gRPC); the stored model events, their sessions, costs and the price overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from tests.conftest import Server, free_port, start_server
+from tests.instrumentors import FAKE_MODEL, FAKE_USAGE, FakeOpenAI, run_python, venv_python
+from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
+
+from tracehive.server.grpc_ingest import SERVICE
+from tracehive.server.prices import Prices, Usage
+
+# The conversation the programs below have with the fake: a tool call, then an answer.
+CHAT = """
+import openai
+client = openai.OpenAI(base_url=os.environ["FAKE_OPENAI"], api_key="sk-fake")
+messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Weather in Paris?"}]
+tools = [{"type": "function", "function": {"name": "get_weather",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+first = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools, temperature=0.2)
+messages.append(first.choices[0].message.model_dump(exclude_none=True))
+messages.append({"role": "tool", "tool_call_id": first.choices[0].message.tool_calls[0].id, "content": "sunny"})
+second = client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.2)
+print(second.choices[0].message.content)
+"""
+
+# A plain OpenTelemetry program: the instrumentor named by INSTRUMENTOR on an SDK provider whose
+# spans go one by one (SimpleSpanProcessor) to tracehive; session.id on the root span only.
+OTEL_PROGRAM = (
+    """
+import importlib, os
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+provider = TracerProvider(resource=Resource.create({"service.name": "weather-bot"}))
+provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+    endpoint=os.environ["TRACEHIVE_URL"] + "/v1/traces",
+    headers={"Authorization": "Bearer " + os.environ["TRACEHIVE_KEY"], "tracehive-project": "x"})))
+module, name = os.environ["INSTRUMENTOR"].rsplit(":", 1)
+getattr(importlib.import_module(module), name)().instrument(tracer_provider=provider)
+tracer = provider.get_tracer("app")
+with tracer.start_as_current_span("answer", attributes={"session.id": os.environ["SESSION"], "user.id": "u-7"}):
+"""
+    + "\n".join("    " + line for line in CHAT.strip().splitlines())
+    + "\nprovider.shutdown()\n"
+)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    running = FakeOpenAI()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[tuple[Server, int]]:
+    grpc_port = free_port()
+    running = start_server(tmp_path_factory.mktemp("llm-data"), "--grpc-port", str(grpc_port))
+    yield running, grpc_port
+    running.stop()
+
+
+def flat(events: list[dict]) -> list[dict]:
+    return [e for event in events for e in (event, *flat(event.get("children", [])))]
+
+
+def table_cost(model: str = FAKE_MODEL) -> float:
+    cost = Prices().cost("any", "openai", model, Usage(FAKE_USAGE["prompt_tokens"], FAKE_USAGE["completion_tokens"]))
+    assert cost is not None and cost > 0
+    return cost
+
+
+def check_model_events(session: dict, parent_name: str) -> list[dict]:
+    """The two model calls sit under ``parent_name`` in the session, in HoneyHive's schema."""
+    events = flat(session["events"])
+    parent = next(e for e in events if e["event_name"] == parent_name)
+    models = sorted((e for e in events if e["event_type"] == "model"), key=lambda e: e["start_time"])
+    assert len(models) == 2, [(e["event_name"], e["event_type"]) for e in events]
+    for event in models:
+        assert event["parent_id"] == parent["event_id"]
+        assert event["session_id"] == session["session_id"]
+        assert event["config"]["model"] == FAKE_MODEL
+        assert event["config"]["provider"] == "openai"
+        assert event["config"]["hyperparameters"]["temperature"] == 0.2
+        metadata = event["metadata"]
+        assert metadata["prompt_tokens"] == FAKE_USAGE["prompt_tokens"]
+        assert metadata["completion_tokens"] == FAKE_USAGE["completion_tokens"]
+        assert metadata["total_tokens"] == FAKE_USAGE["total_tokens"]
+        assert metadata["cost"] == pytest.approx(table_cost())
+    first, second = models
+    assert [m["role"] for m in first["inputs"]["chat_history"]] == ["system", "user"]
+    assert first["inputs"]["chat_history"][1]["content"] == "Weather in Paris?"
+    call = first["outputs"]["tool_calls"][0]
+    assert (call["id"], call["function"]["name"]) == ("call_weather_1", "get_weather")
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+    assert [m["role"] for m in second["inputs"]["chat_history"]] == ["system", "user", "assistant", "tool"]
+    assert second["inputs"]["chat_history"][3] == {"role": "tool", "content": "sunny", "tool_call_id": "call_weather_1"}
+    assert second["outputs"]["role"] == "assistant"
+    assert second["outputs"]["content"] == "It is sunny in Paris."
+    return models
+
+
+def run_otel(served, fake, tmp_path, venv: str, instrumentor: str, **env: str) -> dict:
+    server, _ = served
+    session_id = f"weather-{uuid.uuid4()}"
+    settings = {"PATH": os.environ["PATH"], "TRACEHIVE_URL": server.url, "TRACEHIVE_KEY": server.key,
+                "FAKE_OPENAI": fake.base_url, "SESSION": session_id, "INSTRUMENTOR": instrumentor, **env}  # fmt: skip
+    printed = run_python(venv_python(venv), OTEL_PROGRAM, settings, tmp_path)
+    assert "sunny" in printed
+    session = server.get(f"/api/v1/sessions/{session_id}")
+    assert session["event_count"] == 3  # the root and two model calls, nothing left as a stray session
+    assert session["user_properties"] == {"user_id": "u-7"}
+    listed = server.get("/api/v1/sessions", filter='user_properties.user_id = "u-7"', limit=100)["sessions"]
+    assert session_id in [s["session_id"] for s in listed]
+    return session
+
+
+def test_openllmetry_instrumentor(served, fake, tmp_path):
+    """(b) Traceloop's opentelemetry-instrumentation-openai: GenAI keys plus its own."""
+    session = run_otel(served, fake, tmp_path, "openllmetry", "opentelemetry.instrumentation.openai:OpenAIInstrumentor")
+    check_model_events(session, "answer")
+
+
+def test_otel_genai_instrumentor_span_by_span(served, fake, tmp_path):
+    """(c) opentelemetry-instrumentation-openai-v2 with messages on the span: only gen_ai.* keys,
+    session.id on the root alone, each span its own request, the model calls first."""
+    session = run_otel(
+        served, fake, tmp_path, "otel-genai", "opentelemetry.instrumentation.openai_v2:OpenAIInstrumentor",
+        OTEL_SEMCONV_STABILITY_OPT_IN="gen_ai_latest_experimental",
+        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="span_only",
+    )  # fmt: skip
+    models = check_model_events(session, "answer")
+    assert {m["metadata"]["span_kind"] for m in models} == {"chat"}
+
+
+def test_openinference_instrumentor_on_plain_otel(served, fake, tmp_path):
+    session = run_otel(
+        served, fake, tmp_path, "openinference", "openinference.instrumentation.openai:OpenAIInstrumentor"
+    )
+    models = check_model_events(session, "answer")
+    assert {m["metadata"]["span_kind"] for m in models} == {"LLM"}
+
+
+GRPC_PROGRAM = """
+import os
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+provider = TracerProvider()
+exporter = OTLPSpanExporter(endpoint=os.environ["GRPC"], insecure=True, compression=None,
+                            headers={"authorization": "Bearer " + os.environ["KEY"]})
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+tracer = provider.get_tracer("grpc-app")
+with tracer.start_as_current_span("request", attributes={"session.id": os.environ["SESSION"]}):
+    with tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 120,
+            "gen_ai.usage.output_tokens": 30}):
+        pass
+provider.shutdown()
+"""
+
+
+def test_grpc_exporter_delivers_a_session(served, tmp_path):
+    server, grpc_port = served
+    session_id = f"grpc-{uuid.uuid4()}"
+    env = {**os.environ, "GRPC": f"127.0.0.1:{grpc_port}", "KEY": server.key, "SESSION": session_id}
+    done = subprocess.run([sys.executable, "-c", GRPC_PROGRAM], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    session = server.get(f"/api/v1/sessions/{session_id}")
+    assert session["event_count"] == 2
+    (model,) = [e for e in flat(session["events"]) if e["event_type"] == "model"]
+    assert model["metadata"]["cost"] == pytest.approx(table_cost("gpt-4o-mini"))
+
+
+def test_grpc_refuses_a_wrong_key_and_a_bad_body_and_stores_nothing(served):
+    server, grpc_port = served
+    session_id = f"grpc-bad-{uuid.uuid4()}"
+    body = protobuf_request([{"trace_id": new_trace_id(), "span_id": new_span_id(),
+                              "attributes": {"session.id": session_id}}])  # fmt: skip
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        export = channel.unary_unary(f"/{SERVICE}/Export")  # raw bytes both ways
+        with pytest.raises(grpc.RpcError) as raised:
+            export(body, metadata=[("authorization", "Bearer th-wrong")], timeout=10)
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as raised:
+            export(b"\xff\xff not protobuf", metadata=[("authorization", f"Bearer {server.key}")], timeout=10)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "protobuf" in raised.value.details()
+    with server.client() as client:
+        assert client.get(f"/api/v1/sessions/{session_id}").status_code == 404
