@@ -203,3 +203,61 @@ def test_grpc_refuses_a_wrong_key_and_a_bad_body_and_stores_nothing(served):
         assert "protobuf" in raised.value.details()
     with server.client() as client:
         assert client.get(f"/api/v1/sessions/{session_id}").status_code == 404
+
+
+def send_model_call(server: Server, project: str, model: str) -> str:
+    trace_id, span_id = new_trace_id(), new_span_id()
+    body = protobuf_request([{"trace_id": trace_id, "span_id": span_id, "attributes": {
+        "tracehive.project": project, "gen_ai.operation.name": "chat", "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 500}}])  # fmt: skip
+    with server.client() as client:
+        assert (
+            client.post("/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}).status_code
+            == 200
+        )
+    return span_id
+
+
+def tracehive_cli(server: Server, *args: str) -> subprocess.CompletedProcess:
+    # rich fits tables to the terminal; a wide one keeps names whole.
+    return subprocess.run([sys.executable, "-m", "tracehive", *args, "--url", server.url, "--api-key", server.key],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+
+
+def test_unpriced_models_are_listed_until_a_price_is_set_with_the_cli(served, tmp_path):
+    server, _ = served
+    project, model = f"priced-{uuid.uuid4().hex[:8]}", "Acme-Private-7B"
+    unknown = send_model_call(server, project, model)
+    assert server.get(f"/api/v1/events/{unknown}")["metadata"]["cost"] is None  # unknown: null, not 0
+    assert server.get("/api/v1/models/unpriced", project=project)["models"] == [
+        {"project": project, "model": model, "provider": None, "calls": 1,
+         "last_seen": server.get(f"/api/v1/events/{unknown}")["start_time"]}]  # fmt: skip
+    done = tracehive_cli(server, "prices", "set", project, model, "--input", "2", "--output", "8")
+    assert done.returncode == 0, done.stderr
+    assert server.get("/api/v1/models/unpriced", project=project)["models"] == []
+    assert server.get("/api/v1/prices", project=project)["prices"] == [
+        {"project": project, "model": model.lower(), "input_mtok": 2.0, "output_mtok": 8.0,
+         "cache_read_mtok": None, "cache_write_mtok": None}]  # fmt: skip
+    priced = send_model_call(server, project, model)
+    assert server.get(f"/api/v1/events/{priced}")["metadata"]["cost"] == pytest.approx((1000 * 2 + 500 * 8) / 1e6)
+    listed = tracehive_cli(server, "prices", "list")
+    assert model.lower() in listed.stdout
+    assert tracehive_cli(server, "prices", "unset", project, model).returncode == 0
+    again = send_model_call(server, project, model)
+    assert server.get(f"/api/v1/events/{again}")["metadata"]["cost"] is None
+
+
+def test_price_input_is_checked_and_kept_to_a_keys_project(served):
+    server, _ = served
+    from tracehive.server.auth import KEYS_FILE, KeyRing
+
+    key = KeyRing(server.data_dir / KEYS_FILE).create("llm-prices", "mine")
+    with server.client(key) as client:
+        response = client.put("/api/v1/prices/theirs/gpt-4o", json={"input_mtok": 1, "output_mtok": 1})
+        assert response.status_code == 403
+        response = client.put("/api/v1/prices/mine/gpt-4o", json={"input_mtok": -1, "output_mtok": 1})
+        assert response.status_code == 400 and "input_mtok" in response.json()["detail"]
+        response = client.put("/api/v1/prices/mine/gpt-4o", json={"input_mtok": 1, "output_mtok": 1, "x": 2})
+        assert response.status_code == 400 and "'x'" in response.json()["detail"]
+        assert client.put("/api/v1/prices/mine/gpt-4o", json={"input_mtok": 1, "output_mtok": 1}).status_code == 200
+        assert [p["project"] for p in client.get("/api/v1/prices").json()["prices"]] == ["mine"]

@@ -1,5 +1,6 @@
-"""Sessions across requests: a span that names no session joins the session its trace names,
-whichever span names it and in whichever request or order the spans arrive; both stores."""
+"""What LLM calls need of both stores: sessions across requests (a span that names no session joins
+the session its trace names, whichever span names it and in whichever request or order the spans
+arrive), project prices and the models seen without one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from tracehive.server.mapping import spans_to_batch
 from tracehive.server.otlp import Span
+from tracehive.server.prices import ModelPrice, Prices
 from tracehive.store.base import SessionQuery
 from tracehive.store.clickhouse import ClickHouseStore
 from tracehive.store.columns import Rows
@@ -68,3 +70,20 @@ def test_a_trace_that_never_names_a_session_is_its_own(store):
     for span in spans:
         store.write(Rows.of(spans_to_batch([span], "p")))
     assert store.get_session(trace, ("p",))["event_count"] == 3
+
+
+def test_prices_are_kept_per_project_and_unpriced_models_listed(store):
+    _, _, spans = trace_spans(41)
+    spans[1].attributes["gen_ai.request.model"] = "acme-7b"
+    for span in spans:
+        store.write(Rows.of(spans_to_batch([span], "p", Prices())))
+    store.write(Rows.of(spans_to_batch(trace_spans(42)[2], "q", Prices())))  # gpt-4o-mini: priced
+    (row,) = store.unpriced_models(("p", "q"))
+    assert (row["project"], row["model"], row["calls"]) == ("p", "acme-7b", 1)
+    assert store.unpriced_models(("q",)) == []
+    price = ModelPrice(input_mtok=1.0, output_mtok=2.0).to_json()
+    store.set_price("p", "acme-7b", price)
+    store.set_price("p", "other", price)
+    store.set_price("p", "other", None)
+    store.set_price("q", "acme-7b", {**price, "input_mtok": 3.0})
+    assert store.get_prices() == {"p": {"acme-7b": price}, "q": {"acme-7b": {**price, "input_mtok": 3.0}}}
