@@ -44,7 +44,7 @@ def venv_python(name: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not ready.exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--pre"]
+            pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
             subprocess.run([*pip, *VENV_PACKAGES[name]], check=True, capture_output=True)
             ready.write_text("\n".join(VENV_PACKAGES[name]))
     return python

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from tests.browser import log_in, needs_chromium
 from tests.conftest import Server, free_port, start_server
 from tests.instrumentors import FAKE_MODEL, FAKE_USAGE, FakeOpenAI, run_python, venv_python
 from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
@@ -261,3 +262,70 @@ def test_price_input_is_checked_and_kept_to_a_keys_project(served):
         assert response.status_code == 400 and "'x'" in response.json()["detail"]
         assert client.put("/api/v1/prices/mine/gpt-4o", json={"input_mtok": 1, "output_mtok": 1}).status_code == 200
         assert [p["project"] for p in client.get("/api/v1/prices").json()["prices"]] == ["mine"]
+
+
+# HoneyHive's documented way to trace OpenAI: OpenInference's instrumentor on the tracer's provider,
+# inside a @trace'd function of a session with user properties. CHAT_SDK is the same for our SDK.
+SDK_PROGRAM = """
+import os
+from openinference.instrumentation.openai import OpenAIInstrumentor
+{import_line}
+
+tracer = HoneyHiveTracer.init(session_name="weather", source="test")
+tracer.enrich_session(user_properties={{"user_id": "u-7", "plan": "premium"}})
+OpenAIInstrumentor().instrument(tracer_provider=tracer.provider)
+
+
+@trace
+def answer():
+{chat}
+    return second.choices[0].message.content
+
+
+print(answer())
+tracer.flush()
+"""
+
+
+def sdk_program(import_line: str) -> str:
+    chat = "\n".join("    " + line for line in CHAT.strip().splitlines() if not line.startswith("print("))
+    return SDK_PROGRAM.format(import_line=import_line, chat=chat)
+
+
+def run_sdk(served, fake, tmp_path, python, import_line: str) -> dict:
+    server, _ = served
+    project = f"sdk-{uuid.uuid4().hex[:8]}"
+    env = {"PATH": os.environ["PATH"], "HH_API_KEY": server.key, "HH_API_URL": server.url, "HH_PROJECT": project,
+           "FAKE_OPENAI": fake.base_url}  # fmt: skip
+    printed = run_python(python, sdk_program(import_line), env, tmp_path)
+    assert "sunny" in printed
+    (found,) = server.get("/api/v1/sessions", project=project)["sessions"]
+    session = server.get(f"/api/v1/sessions/{found['session_id']}")
+    assert session["user_properties"] == {"user_id": "u-7", "plan": "premium"}
+    listed = server.get("/api/v1/sessions", project=project, filter='user_properties.plan = "premium"')
+    assert [s["session_id"] for s in listed["sessions"]] == [session["session_id"]]
+    return session
+
+
+def test_honeyhive_sdk_with_openinference_on_its_provider(served, fake, tmp_path):
+    """(d) The real honeyhive 1.7.0 SDK, OpenInference attached to tracer.provider as its docs show."""
+    session = run_sdk(served, fake, tmp_path, venv_python("honeyhive-openinference"),
+                      "from honeyhive import HoneyHiveTracer, trace")  # fmt: skip
+    check_model_events(session, "answer")
+
+
+@needs_chromium
+def test_models_page_lists_unpriced_models_literally(served, browser):
+    server, _ = served
+    project = f"page-{uuid.uuid4().hex[:8]}"
+    hostile = "<img src=x onerror=alert(1)>-llm"
+    send_model_call(server, project, hostile)
+    context = browser.new_context(base_url=server.url)
+    tab = context.new_page()
+    dialogs: list[str] = []
+    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    log_in(tab, server.key)
+    tab.goto(f"/models?project={project}")
+    assert tab.locator("table.unpriced td.model").all_inner_texts() == [hostile]
+    assert tab.locator("table.unpriced img").count() == 0 and dialogs == []
+    context.close()
