@@ -142,3 +142,11 @@ def test_precedence_ours_then_honeyhive_then_others():
     assert event.namespaces["config"]["model"] == "mine"
     assert event.event_type == "tool"  # OpenInference's kind before GenAI's operation
     assert event.namespaces["metadata"]["span_kind"] == "TOOL"
+
+
+def test_the_docs_print_the_tables_as_the_code_has_them():
+    from tracehive.server.conventions.__main__ import markdown
+
+    page = (Path(__file__).parent.parent / "docs" / "llm-calls.md").read_text()
+    between = page.split("<!-- conventions:begin -->\n", 1)[1].split("<!-- conventions:end -->", 1)[0]
+    assert between == markdown(), "run: python -m tracehive.server.conventions, and paste it into docs/llm-calls.md"
