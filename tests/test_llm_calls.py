@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -20,6 +21,8 @@ from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
 
 from tracehive.server.grpc_ingest import SERVICE
 from tracehive.server.prices import Prices, Usage
+
+SOURCE = Path(__file__).parent.parent / "src"  # tracehive's SDK, run by test (a) in a venv of its own
 
 # The conversation the programs below have with the fake: a tool call, then an answer.
 CHAT = """
@@ -292,11 +295,11 @@ def sdk_program(import_line: str) -> str:
     return SDK_PROGRAM.format(import_line=import_line, chat=chat)
 
 
-def run_sdk(served, fake, tmp_path, python, import_line: str) -> dict:
+def run_sdk(served, fake, tmp_path, python, import_line: str, **extra: str) -> dict:
     server, _ = served
     project = f"sdk-{uuid.uuid4().hex[:8]}"
-    env = {"PATH": os.environ["PATH"], "HH_API_KEY": server.key, "HH_API_URL": server.url, "HH_PROJECT": project,
-           "FAKE_OPENAI": fake.base_url}  # fmt: skip
+    env = {**extra, "PATH": os.environ["PATH"], "HH_API_KEY": server.key, "HH_API_URL": server.url,
+           "HH_PROJECT": project, "FAKE_OPENAI": fake.base_url}  # fmt: skip
     printed = run_python(python, sdk_program(import_line), env, tmp_path)
     assert "sunny" in printed
     (found,) = server.get("/api/v1/sessions", project=project)["sessions"]
@@ -307,11 +310,38 @@ def run_sdk(served, fake, tmp_path, python, import_line: str) -> dict:
     return session
 
 
-def test_honeyhive_sdk_with_openinference_on_its_provider(served, fake, tmp_path):
-    """(d) The real honeyhive 1.7.0 SDK, OpenInference attached to tracer.provider as its docs show."""
-    session = run_sdk(served, fake, tmp_path, venv_python("honeyhive-openinference"),
-                      "from honeyhive import HoneyHiveTracer, trace")  # fmt: skip
-    check_model_events(session, "answer")
+@pytest.fixture(scope="module")
+def sdk_model_events(served, fake, tmp_path_factory) -> dict[str, list[dict]]:
+    """The model events of the same program run with (a) our SDK, from this source tree, and (d) the
+    real honeyhive 1.7.0 SDK, each with OpenInference on ``tracer.provider`` as HoneyHive's docs show."""
+    ours = run_sdk(served, fake, tmp_path_factory.mktemp("ours"), venv_python("openinference"),
+                   "from tracehive import HoneyHiveTracer, trace", PYTHONPATH=str(SOURCE))  # fmt: skip
+    theirs = run_sdk(served, fake, tmp_path_factory.mktemp("theirs"), venv_python("honeyhive-openinference"),
+                     "from honeyhive import HoneyHiveTracer, trace")  # fmt: skip
+    return {"ours": check_model_events(ours, "answer"), "honeyhive": check_model_events(theirs, "answer")}
+
+
+def test_our_sdk_with_openinference_on_its_provider(sdk_model_events):
+    """(a) checked in the fixture: under the @trace'd call, in the session with user properties."""
+    assert len(sdk_model_events["ours"]) == 2
+
+
+def test_honeyhive_sdk_with_openinference_on_its_provider(sdk_model_events):
+    """(d) checked in the fixture, the same way."""
+    assert len(sdk_model_events["honeyhive"]) == 2
+
+
+# What differs between two runs of one program, whichever SDK: ids, times and the session.
+RUN_FIELDS = ("event_id", "session_id", "trace_id", "parent_id", "project", "start_time", "end_time",
+              "duration_ms", "children")  # fmt: skip
+
+
+def test_our_sdk_and_honeyhives_give_the_same_model_event(sdk_model_events):
+    def same_parts(event: dict) -> dict:
+        return {k: v for k, v in event.items() if k not in RUN_FIELDS}
+
+    ours, theirs = ([same_parts(e) for e in sdk_model_events[name]] for name in ("ours", "honeyhive"))
+    assert ours == theirs
 
 
 @needs_chromium
