@@ -71,7 +71,7 @@ class _Plan:
     # Event and session fields, and namespace paths: (target, candidates best first); the first
     # candidate with a value wins.
     fields: tuple[tuple[str, tuple[_Source, ...]], ...]
-    paths: tuple[tuple[str, str, tuple[_Source, ...]], ...]  # (namespace, dotted path, candidates)
+    paths: tuple[tuple[str, tuple[str, ...], tuple[_Source, ...]], ...]  # (namespace, path parts, candidates)
     # Whole namespaces merged from JSON objects, lowest precedence first (later ones win).
     merges: tuple[tuple[str, _Source], ...]
     rest_keys: tuple[str, ...]  # attributes no convention names, copied into metadata
@@ -113,11 +113,13 @@ def _make_plan(keys: tuple[str, ...]) -> _Plan:
         return tuple(source for _, source in sorted(found, key=lambda item: item[0]))
 
     fields = tuple((t, best_first(c)) for t, c in candidates.items() if t in FIELDS)
-    paths = tuple((*t.split(".", 1), best_first(c)) for t, c in candidates.items() if t not in FIELDS)
+    paths = tuple(
+        (t.split(".", 1)[0], tuple(t.split(".")[1:]), best_first(c)) for t, c in candidates.items() if t not in FIELDS
+    )
     present = set(keys)
     return _Plan(
         fields=fields,
-        paths=paths,  # type: ignore[arg-type]
+        paths=paths,
         merges=tuple((ns, source) for _, ns, source in sorted(merges, key=lambda item: -item[0])),
         rest_keys=tuple(rest),
         rest_shape=leaf_shape(rest, 0),
@@ -144,10 +146,13 @@ def _first(attrs: dict[str, Any], sources: tuple[_Source, ...]) -> Any:
     return None
 
 
-def _set_path(namespace: dict[str, Any], path: str, value: Any) -> None:
+def _set_path(namespace: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     """Set ``a.b`` inside a namespace unless something is there already (it came from a convention
     of higher precedence, or the namespace's own object)."""
-    *parents, last = path.split(".")
+    if len(path) == 1:
+        namespace.setdefault(path[0], value)
+        return
+    *parents, last = path
     node = namespace
     for part in parents:
         child = node.setdefault(part, {})

@@ -89,13 +89,15 @@ MIGRATIONS = (
         ),
     ),
     # Sessions across requests: which session each trace named first, so that a span of the trace
-    # that named none joins it, in whichever request it comes.
+    # that named none joins it, in whichever request it comes. No key: an index would cost every write
+    # (a quarter of its time at 500 spans); the store's filter of claimed traces keeps it to one row
+    # a trace and lets lookups, which only late spans of such traces need, skip the table mostly.
     Migration(
         3,
         "trace_sessions: the session each trace names",
         (
             "CREATE TABLE IF NOT EXISTS trace_sessions (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
-            "session_id VARCHAR NOT NULL, PRIMARY KEY (project, trace_id))",
+            "session_id VARCHAR NOT NULL)",
         ),
     ),
     Migration(
@@ -278,8 +280,8 @@ class DuckDBStore:
             cursor.register("orphan_traces", pa.table({"p": [k[0] for k in maybe], "t": [k[1] for k in maybe]}))
             try:
                 stored = cursor.execute(
-                    "SELECT project, trace_id, session_id FROM trace_sessions "
-                    "JOIN orphan_traces ON project = p AND trace_id = t"
+                    "SELECT project, trace_id, arg_min(session_id, trace_sessions.rowid) FROM trace_sessions "
+                    "JOIN orphan_traces ON project = p AND trace_id = t GROUP BY project, trace_id"
                 ).fetchall()
             finally:
                 cursor.unregister("orphan_traces")
@@ -290,21 +292,31 @@ class DuckDBStore:
         """Record the session each trace names (the first named stays) and move the trace's stored
         spans that named none (a session keyed by the trace id) into it. Returns the sessions so
         emptied: (project, trace_id) -> (project, session_id) they fold into."""
-        if not claims:
+        named: dict[tuple[str, str], str] = {}
+        for project, trace_id, session_id in claims:
+            named.setdefault((project, trace_id), session_id)
+        # A trace the filter has seen is claimed already (or, rarely, a false "maybe": then a late
+        # span of it stays in a session of its own). A trace claimed twice keeps its first row.
+        new = [(p, t, s) for (p, t), s in named.items() if (p, t) not in self._claimed]
+        if new:
+            cursor.register("claims", pa.table({"p": [c[0] for c in new], "t": [c[1] for c in new],
+                                                "s": [c[2] for c in new]}))  # fmt: skip
+            try:
+                cursor.execute("INSERT INTO trace_sessions SELECT p, t, s FROM claims")
+            finally:
+                cursor.unregister("claims")
+        candidates = [(p, t, s) for (p, t), s in named.items() if (p, t) in self._seen]
+        if not candidates:
             return {}
-        table = pa.table({"p": [c[0] for c in claims], "t": [c[1] for c in claims], "s": [c[2] for c in claims]})
-        cursor.register("claims", table)
+        cursor.register("moves", pa.table({"p": [c[0] for c in candidates], "t": [c[1] for c in candidates],
+                                           "s": [c[2] for c in candidates]}))  # fmt: skip
         try:
-            cursor.execute("INSERT OR IGNORE INTO trace_sessions SELECT p, t, s FROM claims")
-            candidates = [(p, t, s) for p, t, s in claims if (p, t) in self._seen]
-            if not candidates:
-                return {}
             cursor.execute(
-                "UPDATE events SET session_id = claims.s FROM claims WHERE events.project = claims.p "
-                "AND events.session_id = claims.t AND events.trace_id = claims.t"
+                "UPDATE events SET session_id = moves.s FROM moves WHERE events.project = moves.p "
+                "AND events.session_id = moves.t AND events.trace_id = moves.t"
             )
         finally:
-            cursor.unregister("claims")
+            cursor.unregister("moves")
         return {(p, t): (p, s) for p, t, s in candidates}
 
     def _insert_events(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> list[SessionTotals]:
