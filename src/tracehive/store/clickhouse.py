@@ -175,7 +175,16 @@ class ClickHouseStore:
                       "version": pa.array(self._versions(len(claims)), pa.uint64())}),
         )  # fmt: skip
         target = {(p, t): s for p, t, s in reversed(claims)}
-        keys = list(target)
+        # Most traces left no stray session: a look at the sessions table's key says so cheaply.
+        keys = [
+            (p, t)
+            for p, t in self._select(
+                f"SELECT DISTINCT project, session_id FROM {self._db}.sessions WHERE (project, session_id) IN {_KEYS}",
+                {"keys": list(target)},
+            )
+        ]
+        if not keys:
+            return
         strays = self._client.query_arrow(
             f"SELECT * FROM {self._db}.events FINAL WHERE (project, session_id) IN {_KEYS} AND trace_id = session_id",
             {"keys": keys},
