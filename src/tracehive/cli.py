@@ -120,6 +120,8 @@ def serve(
     keys, created = open_keys(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(f"[bold]tracehive[/] serving on {escape(url)}  (data: {escape(str(settings.data_dir))})")
+    if settings.grpc_address:
+        console.print(f"OTLP/gRPC trace ingest on {escape(settings.grpc_address)}")
     if created:
         console.print(f"Admin API key, shown once, keep it: [bold]{created}[/]")
     if reachable_from_elsewhere(host):
