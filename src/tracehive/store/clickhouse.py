@@ -154,7 +154,7 @@ class ClickHouseStore:
         try:
             rows = self._join_claimed_traces(rows)
             if rows.claims:
-                self._claim_traces(rows.claims)
+                self._claim_traces(rows)
             if rows.events.num_rows:
                 self._client.insert_arrow(f"{self._db}.events", rows.events.cast(_EVENT_SCHEMA))
             if rows.sessions:
@@ -168,11 +168,7 @@ class ClickHouseStore:
         """Spans that named no session join the session their trace named, in this write or before."""
         if not rows.orphans:
             return rows
-        named: dict[tuple[str, str], str] = {}
-        for project, trace_id, session_id in rows.claims:
-            named.setdefault((project, trace_id), session_id)
-        found = {key: named[key] for key in rows.orphans if key in named}
-        rest = [key for key in rows.orphans if key not in found]
+        found, rest = rows.orphans_claimed_here()
         if rest:
             stored = self._select(
                 f"SELECT project, trace_id, argMin(session_id, version) FROM {self._db}.trace_sessions"
@@ -182,17 +178,18 @@ class ClickHouseStore:
             found.update({(p, t): s for p, t, s in stored})
         return rows.rejoined(found) if found else rows
 
-    def _claim_traces(self, claims: list[tuple[str, str, str]]) -> None:
+    def _claim_traces(self, rows: Rows) -> None:
         """Record the session each trace names and move the trace's stored spans that named none
         (a session keyed by the trace id) into it: their rows are inserted again under the session
         and the trace-id session's rows deleted."""
+        claims = rows.claims
         self._client.insert_arrow(
             f"{self._db}.trace_sessions",
             pa.table({"project": [c[0] for c in claims], "trace_id": [c[1] for c in claims],
                       "session_id": [c[2] for c in claims],
                       "version": pa.array(self._versions(len(claims)), pa.uint64())}),
         )  # fmt: skip
-        target = {(p, t): s for p, t, s in reversed(claims)}
+        target = rows.first_claims()
         # Most traces left no stray session: a look at the sessions table's key says so cheaply.
         keys = [
             (p, t)

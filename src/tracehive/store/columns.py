@@ -139,6 +139,20 @@ class Rows:
             [o for p in parts for o in p.orphans],
         )
 
+    def first_claims(self) -> dict[tuple[str, str], str]:
+        """(project, trace_id) -> the session the trace named first in these rows."""
+        named: dict[tuple[str, str], str] = {}
+        for project, trace_id, session_id in self.claims:
+            named.setdefault((project, trace_id), session_id)
+        return named
+
+    def orphans_claimed_here(self) -> tuple[dict[tuple[str, str], str], list[tuple[str, str]]]:
+        """The orphan traces these rows also name a session for (a request the writer merged with
+        another), and the rest, for the store to look up."""
+        named = self.first_claims()
+        found = {key: named[key] for key in self.orphans if key in named}
+        return found, [key for key in self.orphans if key not in found]
+
     def rejoined(self, sessions: dict[tuple[str, str], str]) -> Rows:
         """These rows with the events of the traces in ``sessions`` ((project, trace_id) -> session
         id) that named no session moved into it, with their totals and session updates."""

@@ -292,7 +292,7 @@ class DuckDBStore:
 
     def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> None:
         cursor.execute("BEGIN TRANSACTION")
-        strays = self._claim_traces(cursor, rows.claims)
+        strays = self._claim_traces(cursor, rows)
         self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions, strays)
         cursor.execute("COMMIT")
         for project, trace_id, _ in rows.claims:
@@ -303,11 +303,8 @@ class DuckDBStore:
         request) or stored before."""
         if not rows.orphans:
             return rows
-        named: dict[tuple[str, str], str] = {}
-        for project, trace_id, session_id in rows.claims:
-            named.setdefault((project, trace_id), session_id)
-        found = {key: named[key] for key in rows.orphans if key in named}
-        maybe = [key for key in rows.orphans if key not in found and key in self._claimed]
+        found, rest = rows.orphans_claimed_here()
+        maybe = [key for key in rest if key in self._claimed]
         if maybe:
             cursor.register("orphan_traces", pa.table({"p": [k[0] for k in maybe], "t": [k[1] for k in maybe]}))
             try:
@@ -320,13 +317,11 @@ class DuckDBStore:
             found.update({(p, t): s for p, t, s in stored})
         return rows.rejoined(found) if found else rows
 
-    def _claim_traces(self, cursor: duckdb.DuckDBPyConnection, claims: list[tuple[str, str, str]]) -> dict:
+    def _claim_traces(self, cursor: duckdb.DuckDBPyConnection, rows: Rows) -> dict:
         """Record the session each trace names (the first named stays) and move the trace's stored
         spans that named none (a session keyed by the trace id) into it. Returns the sessions so
         emptied: (project, trace_id) -> (project, session_id) they fold into."""
-        named: dict[tuple[str, str], str] = {}
-        for project, trace_id, session_id in claims:
-            named.setdefault((project, trace_id), session_id)
+        named = rows.first_claims()
         # A trace the filter has seen is claimed already (or, rarely, a false "maybe": then a late
         # span of it stays in a session of its own). A trace claimed twice keeps its first row.
         new = [(p, t, s) for (p, t), s in named.items() if (p, t) not in self._claimed]
