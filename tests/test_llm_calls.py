@@ -73,7 +73,8 @@ def fake() -> Iterator[FakeOpenAI]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[Server, int]]:
     grpc_port = free_port()
-    running = start_server(tmp_path_factory.mktemp("llm-data"), "--grpc-port", str(grpc_port))
+    # A 1 MB body limit (instrumented calls are far smaller) lets a test pass it over gRPC cheaply.
+    running = start_server(tmp_path_factory.mktemp("llm-data"), "--grpc-port", str(grpc_port), "--max-body-mb", "1")
     yield running, grpc_port
     running.stop()
 
@@ -151,6 +152,20 @@ def test_otel_genai_instrumentor_span_by_span(served, fake, tmp_path):
     assert {m["metadata"]["span_kind"] for m in models} == {"chat"}
 
 
+def test_otel_genai_instrumentor_default_mode_has_no_messages(served, fake, tmp_path):
+    """Without the opt-in the instrumentor sends messages as log records, which tracehive does not
+    take (docs/llm-calls.md): the model call is there with model, tokens and cost, without messages."""
+    session = run_otel(
+        served, fake, tmp_path, "otel-genai", "opentelemetry.instrumentation.openai_v2:OpenAIInstrumentor"
+    )
+    models = [e for e in flat(session["events"]) if e["event_type"] == "model"]
+    assert len(models) == 2
+    for event in models:
+        assert event["config"]["model"] == FAKE_MODEL
+        assert event["metadata"]["cost"] == pytest.approx(table_cost())
+        assert "chat_history" not in event["inputs"] and "content" not in event["outputs"]
+
+
 def test_openinference_instrumentor_on_plain_otel(served, fake, tmp_path):
     session = run_otel(
         served, fake, tmp_path, "openinference", "openinference.instrumentation.openai:OpenAIInstrumentor"
@@ -205,6 +220,9 @@ def test_grpc_refuses_a_wrong_key_and_a_bad_body_and_stores_nothing(served):
             export(b"\xff\xff not protobuf", metadata=[("authorization", f"Bearer {server.key}")], timeout=10)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "protobuf" in raised.value.details()
+        with pytest.raises(grpc.RpcError) as raised:  # past the body limit (1 MB for this server)
+            export(b"\x00" * (1024 * 1024 + 1), metadata=[("authorization", f"Bearer {server.key}")], timeout=10)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     with server.client() as client:
         assert client.get(f"/api/v1/sessions/{session_id}").status_code == 404
 
