@@ -59,6 +59,7 @@ def test_every_order_of_three_requests_gives_one_session(store):
         assert found["event_count"] == 3, order
         assert sorted(e["event_name"] for e in found["events"]) == ["agent", "chat", "lookup"], order
         assert found["user_id"] == "u1"
+        assert (found["model_calls"], found["total_tokens"]) == (1, 12), order  # the roll-ups moved too
         assert store.get_session(trace, ("p",)) is None, f"stray session left for {order}"
     listed = store.list_sessions(SessionQuery(projects=("p",), limit=50))
     assert sorted(s["session_id"] for s in listed) == sorted(session for _, session, _ in cases)
