@@ -377,3 +377,16 @@ def test_models_page_lists_unpriced_models_literally(served, browser):
     assert tab.locator("table.unpriced td.model").all_inner_texts() == [hostile]
     assert tab.locator("table.unpriced img").count() == 0 and dialogs == []
     context.close()
+
+
+def test_a_model_event_recorded_through_honeyhives_create_event_gets_a_cost(served):
+    server, _ = served
+    event = {"project": f"create-{uuid.uuid4().hex[:8]}", "event_name": "chat", "event_type": "model",
+             "config": {"model": "gpt-4o-mini", "provider": "openai"},
+             "metadata": {"prompt_tokens": 120, "completion_tokens": 30}}  # fmt: skip
+    with server.client() as client:
+        answer = client.post("/events", json={"event": event})
+    assert answer.status_code == 200, answer.text
+    stored = server.get(f"/api/v1/events/{answer.json()['event_id']}")
+    assert stored["metadata"]["total_tokens"] == 150
+    assert stored["metadata"]["cost"] == pytest.approx(table_cost("gpt-4o-mini"))
