@@ -9,6 +9,9 @@ exactly what they should (UNAVAILABLE) and drop the rest.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
 import grpc
 from fastapi import HTTPException
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -18,6 +21,7 @@ from tracehive.server.deps import ServerState
 from tracehive.server.ingest import InFlight, ingest
 from tracehive.server.workers import PROTOBUF
 
+log = logging.getLogger("tracehive.server")
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 _CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -34,7 +38,7 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-def _export(server: ServerState):
+def _export(server: ServerState) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
     """The Export method (a coroutine function, so that grpc.aio awaits it)."""
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -50,6 +54,9 @@ def _export(server: ServerState):
                 await ingest(server, who, PROTOBUF, body)
         except HTTPException as exc:
             await context.abort(_CODES.get(exc.status_code, grpc.StatusCode.INTERNAL), str(exc.detail))
+        except Exception:  # as over HTTP: logged here, no stack trace to the client
+            log.exception("unexpected error in OTLP/gRPC export")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
         return _OK
 
     return export
