@@ -21,7 +21,8 @@ OTEL = ["opentelemetry-sdk>=1.30", "opentelemetry-exporter-otlp-proto-http>=1.30
 OPENAI = "openai>=1.40"
 # name -> what it holds
 VENV_PACKAGES: dict[str, list[str]] = {
-    "openinference": [OPENAI, "openinference-instrumentation-openai>=0.1.66", *OTEL],
+    # Also what tracehive's SDK needs, which runs from the source tree (PYTHONPATH) in test (a).
+    "openinference": [OPENAI, "openinference-instrumentation-openai>=0.1.66", *OTEL, "httpx>=0.27", "orjson>=3.9"],
     "openllmetry": [OPENAI, "opentelemetry-instrumentation-openai>=0.62", *OTEL],
     "otel-genai": [
         OPENAI,
@@ -44,7 +45,7 @@ def venv_python(name: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not ready.exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--pre"]
+            pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
             subprocess.run([*pip, *VENV_PACKAGES[name]], check=True, capture_output=True)
             ready.write_text("\n".join(VENV_PACKAGES[name]))
     return python

@@ -134,6 +134,34 @@ def check_hh_enrich(client, beta):
     assert beta_session["metadata"] == {}
 
 
+def _as_admin(client) -> httpx.Client:
+    return httpx.Client(base_url=client.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+
+
+def check_prices(client, beta):
+    with _as_admin(client) as admin:
+        assert admin.put("/api/v1/prices/beta/beta-model", json={"input_mtok": 1, "output_mtok": 2}).status_code == 200
+    assert client.get("/api/v1/prices", params={"project": "beta"}).status_code == 403
+    assert all(p["project"] == "alpha" for p in client.get("/api/v1/prices").json()["prices"])
+
+
+def check_set_price(client, beta):
+    assert client.put("/api/v1/prices/beta/gpt-4o", json={"input_mtok": 0, "output_mtok": 0}).status_code == 403
+
+
+def check_delete_price(client, beta):
+    with _as_admin(client) as admin:
+        assert admin.put("/api/v1/prices/beta/kept", json={"input_mtok": 1, "output_mtok": 2}).status_code == 200
+        assert client.delete("/api/v1/prices/beta/kept").status_code == 403
+        kept = admin.get("/api/v1/prices", params={"project": "beta"}).json()["prices"]
+    assert "kept" in [p["model"] for p in kept]
+
+
+def check_unpriced(client, beta):
+    assert client.get("/api/v1/models/unpriced", params={"project": "beta"}).status_code == 403
+    assert all(m["project"] == "alpha" for m in client.get("/api/v1/models/unpriced").json()["models"])
+
+
 ROUTES = {
     ("GET", "/api/v1/sessions"): check_sessions,
     ("GET", "/api/v1/sessions/{session_id}"): check_session,
@@ -150,6 +178,10 @@ ROUTES = {
     ("POST", "/session/start"): check_hh_session_start,
     ("POST", "/opentelemetry/v1/traces"): check_hh_ingest,
     ("PUT", "/events"): check_hh_enrich,
+    ("GET", "/api/v1/prices"): check_prices,
+    ("PUT", "/api/v1/prices/{project}/{model}"): check_set_price,
+    ("DELETE", "/api/v1/prices/{project}/{model}"): check_delete_price,
+    ("GET", "/api/v1/models/unpriced"): check_unpriced,
 }
 
 

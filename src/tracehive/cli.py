@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import httpx
 import typer
@@ -31,6 +32,9 @@ app = typer.Typer(help="tracehive: self-hosted tracing for LLM applications.", n
 keys_app = typer.Typer(help="API keys: an admin key reads and writes every project, a project key only its own.",
                        no_args_is_help=True)  # fmt: skip
 app.add_typer(keys_app, name="keys")
+prices_app = typer.Typer(help="Model prices: a project's own price for a model, over the price table.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(prices_app, name="prices")
 console = Console(stderr=True)
 
 DEFAULT_PORT = 8418
@@ -107,6 +111,9 @@ def serve(
         int | None,
         typer.Option(min=16, help="Memory bound for queries (DuckDB: the whole database; ClickHouse: each query)."),
     ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Also take OTLP/gRPC trace exports on this port (e.g. 4317).")
+    ] = None,
 ) -> None:
     """Start the server."""
     settings = Settings(
@@ -117,11 +124,14 @@ def serve(
         max_ingest_in_flight=max_ingest_in_flight,
         ingest_workers=default_ingest_workers() if ingest_workers is None else ingest_workers,
         query_budget=QueryBudget(query_timeout, query_memory_mb),
+        grpc_address=None if grpc_port is None else f"{'[' + host + ']' if ':' in host else host}:{grpc_port}",
     )
     make_private(settings.data_dir)
     keys, created = open_keys(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(f"[bold]tracehive[/] serving on {escape(url)}  (data: {escape(str(settings.data_dir))})")
+    if settings.grpc_address:
+        console.print(f"OTLP/gRPC trace ingest on {escape(settings.grpc_address)}")
     if created:
         console.print(f"Admin API key, shown once, keep it: [bold]{created}[/]")
     if reachable_from_elsewhere(host):
@@ -199,3 +209,64 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")
         console.print(f"no key with id or name {key!r}", style="red", markup=False)
         raise typer.Exit(1)
     console.print(f"revoked {', '.join(k.key_id for k in removed)}")
+
+
+ServerUrl = Annotated[str, typer.Option("--url", envvar="TRACEHIVE_URL", help="The server.")]
+ApiKey = Annotated[str, typer.Option("--api-key", envvar="TRACEHIVE_API_KEY", help="An admin or project key.")]
+
+
+def _call(method: str, url: str, key: str, path: str, **kwargs) -> dict:
+    try:
+        response = httpx.request(method, f"{url.rstrip('/')}{path}", headers={"Authorization": f"Bearer {key}"},
+                                 timeout=30.0, **kwargs)  # fmt: skip
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cannot reach {escape(url)}: {escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    if response.status_code >= 400:
+        console.print(f"[red]{response.status_code}: {escape(response.text)}[/]")
+        raise typer.Exit(1)
+    return response.json()
+
+
+@prices_app.command("set")
+def prices_set(
+    project: Annotated[str, typer.Argument(help="The project.")],
+    model: Annotated[str, typer.Argument(help="The model name as events carry it (config.model).")],
+    input_mtok: Annotated[float, typer.Option("--input", min=0, help="USD per million input tokens.")],
+    output_mtok: Annotated[float, typer.Option("--output", min=0, help="USD per million output tokens.")],
+    cache_read: Annotated[float | None, typer.Option(min=0, help="USD per million cached input tokens read.")] = None,
+    cache_write: Annotated[float | None, typer.Option(min=0, help="USD per million input tokens cached.")] = None,
+    url: ServerUrl = f"http://127.0.0.1:{DEFAULT_PORT}",
+    api_key: ApiKey = "",
+) -> None:
+    """Set a project's price for a model (new model events of the project are costed with it)."""
+    body = {"input_mtok": input_mtok, "output_mtok": output_mtok, "cache_read_mtok": cache_read,
+            "cache_write_mtok": cache_write}  # fmt: skip
+    saved = _call("PUT", url, api_key, f"/api/v1/prices/{quote(project, safe='')}/{quote(model, safe='')}", json=body)
+    console.print(f"{escape(saved['project'])} / {escape(saved['model'])}: ${saved['input_mtok']} in, "
+                  f"${saved['output_mtok']} out per million tokens", markup=False)  # fmt: skip
+
+
+@prices_app.command("unset")
+def prices_unset(
+    project: Annotated[str, typer.Argument()],
+    model: Annotated[str, typer.Argument()],
+    url: ServerUrl = f"http://127.0.0.1:{DEFAULT_PORT}",
+    api_key: ApiKey = "",
+) -> None:
+    """Remove a project's price for a model (the price table applies again)."""
+    _call("DELETE", url, api_key, f"/api/v1/prices/{quote(project, safe='')}/{quote(model, safe='')}")
+
+
+@prices_app.command("list")
+def prices_list(url: ServerUrl = f"http://127.0.0.1:{DEFAULT_PORT}", api_key: ApiKey = "") -> None:
+    """Each project's own prices, then the models seen without any price."""
+    table = Table("project", "model", "input $/Mtok", "output $/Mtok", "cache read", "cache write")
+    columns = ("project", "model", "input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+    for row in _call("GET", url, api_key, "/api/v1/prices")["prices"]:
+        table.add_row(*(escape(str(row[k])) if row[k] is not None else "" for k in columns))
+    Console().print(table)
+    missing = Table("project", "model without a price", "provider", "calls", "last seen")
+    for row in _call("GET", url, api_key, "/api/v1/models/unpriced")["models"]:
+        missing.add_row(*(escape(str(row[k] or "")) for k in ("project", "model", "provider", "calls", "last_seen")))
+    Console().print(missing)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tracehive import __version__, dashboard
-from tracehive.server import api, honeyhive, honeyhive_read, ingest
+from tracehive.server import api, honeyhive, honeyhive_read, ingest, prices_api
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.datadir import make_private
 from tracehive.server.deps import ServerState, Settings
@@ -57,7 +57,14 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        grpc_server = None
+        if settings.grpc_address:
+            from tracehive.server.grpc_ingest import start_grpc
+
+            grpc_server = await start_grpc(app.state.tracehive, settings.grpc_address)
         yield
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
         workers.close()
         writer.close()
         store.close()
@@ -72,12 +79,14 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, workers=workers, keys=keys)
+    prices_api.load_prices(app.state.tracehive)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Ambiguous, _ambiguous)
     app.add_exception_handler(QueryTooCostly, _too_costly)
     app.add_middleware(KeepConnectionOnError)
     app.include_router(ingest.router)
     app.include_router(api.router)
+    app.include_router(prices_api.router)
     app.include_router(honeyhive.router)
     app.include_router(honeyhive_read.router)
     app.include_router(dashboard.router)

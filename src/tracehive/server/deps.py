@@ -10,6 +10,7 @@ from fastapi import HTTPException, Request
 from tracehive.server.auth import KeyRing, Principal, bearer_token
 from tracehive.server.limits import Limits
 from tracehive.server.logins import SESSION_COOKIE, Logins
+from tracehive.server.prices import Prices
 from tracehive.server.workers import IngestWorkers, default_ingest_workers
 from tracehive.store.base import QueryBudget, Store
 from tracehive.store.writer import BulkWriter
@@ -26,6 +27,8 @@ class Settings:
     # Processes that decode and map ingest requests (0: a thread of the server process).
     ingest_workers: int = field(default_factory=default_ingest_workers)
     query_budget: QueryBudget = field(default_factory=QueryBudget)
+    # host:port for OTLP/gRPC ingest (tracehive serve --grpc-port); None: no gRPC.
+    grpc_address: str | None = None
 
 
 @dataclass
@@ -36,6 +39,7 @@ class ServerState:
     workers: IngestWorkers
     keys: KeyRing
     ingest_in_flight: int = 0  # only touched on the event loop
+    prices: Prices = field(default_factory=Prices)  # the price table and each project's overrides
     logins: Logins = field(init=False)
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from tracehive.server import ingest
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
 from tracehive.server.limits import MAX_ID_LENGTH, LimitError, Limits, enforce_batch
+from tracehive.server.model_calls import finish_model_event
 from tracehive.store.base import MAX_MATCHES, Row, SessionQuery, only_match
 from tracehive.store.columns import Rows
 
@@ -104,7 +105,7 @@ async def write_batch(request: Request, batch: Batch) -> None:
         enforce_batch(batch, state(request).settings.limits)
     except LimitError as exc:
         raise HTTPException(400, str(exc)) from None
-    await ingest.commit(request, Rows.of(batch))
+    await ingest.commit(state(request), Rows.of(batch))
 
 
 def _ms_to_ns(ms: float | None) -> int | None:
@@ -220,6 +221,8 @@ async def create_event(request: Request, who: Principal = Depends(principal)) ->
         namespaces=given.namespaces(),
         session_from_trace=given.session_id is None,
     )
+    if event.event_type == "model":  # as a model call over OTLP: total tokens, a cost if none was sent
+        finish_model_event(event, state(request).prices)
     session = SessionUpdate(project=project, session_id=event.session_id, source=given.source)
     await write_batch(request, Batch(events=[event], sessions=[session]))
     return {"success": True, "event_id": event.event_id}

@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tracehive.model import DEFAULT_PROJECT
 from tracehive.server.auth import Principal
-from tracehive.server.deps import principal, state
+from tracehive.server.deps import ServerState, principal, state
 from tracehive.server.otlp import OtlpError
 from tracehive.server.workers import JSON, PROTOBUF, WorkerLost
 from tracehive.store.base import StoreFullError, StoreOutOfMemory
@@ -72,10 +72,10 @@ def retry_later(message: str) -> HTTPException:
     return HTTPException(503, f"{message}, retry later", headers={"Retry-After": "1"})
 
 
-async def commit(request: Request, rows: Rows) -> None:
+async def commit(server: ServerState, rows: Rows) -> None:
     """Hand a batch to the writer and wait until it is durable, mapping failures onto HTTP."""
     try:
-        await asyncio.wrap_future(state(request).writer.submit(rows))
+        await asyncio.wrap_future(server.writer.submit(rows))
     except Overloaded:
         raise retry_later("server is overloaded") from None
     except StoreFullError:
@@ -84,28 +84,45 @@ async def commit(request: Request, rows: Rows) -> None:
         raise retry_later("the store is out of memory for this write (see --query-memory-mb)") from None
 
 
+async def ingest(server: ServerState, who: Principal, content_type: str, body: bytes) -> None:
+    """Map one OTLP export body and wait until it is durable; failures as HTTP errors. The HTTP
+    route and the gRPC service (:mod:`tracehive.server.grpc_ingest`) both end here."""
+    try:
+        rows = await server.workers.prepare(
+            content_type, body, who.project or DEFAULT_PROJECT, server.settings.limits, server.prices
+        )
+    except OtlpError as exc:
+        raise HTTPException(400, str(exc)) from None
+    except WorkerLost as exc:
+        raise retry_later(str(exc)) from None
+    enforce_project(who, rows)
+    await commit(server, rows)
+
+
+class InFlight:
+    """Counts ingest requests being handled; past the limit, 503 with Retry-After."""
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+
+    def __enter__(self) -> None:
+        if self.server.ingest_in_flight >= self.server.settings.max_ingest_in_flight:
+            raise retry_later("too many ingest requests at once")
+        self.server.ingest_in_flight += 1
+
+    def __exit__(self, *exc) -> None:
+        self.server.ingest_in_flight -= 1
+
+
 @router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")
 async def export_traces(request: Request, who: Principal = Depends(principal)) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (PROTOBUF, JSON):
         raise HTTPException(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type!r}")
     server = state(request)
-    if server.ingest_in_flight >= server.settings.max_ingest_in_flight:
-        raise retry_later("too many ingest requests at once")
-    server.ingest_in_flight += 1
-    try:
-        limits = server.settings.limits
-        body = await read_body(request, limits.max_body_bytes)
-        try:
-            rows = await server.workers.prepare(content_type, body, who.project or DEFAULT_PROJECT, limits)
-        except OtlpError as exc:
-            raise HTTPException(400, str(exc)) from None
-        except WorkerLost as exc:
-            raise retry_later(str(exc)) from None
-        enforce_project(who, rows)
-        await commit(request, rows)
-    finally:
-        server.ingest_in_flight -= 1
+    with InFlight(server):
+        body = await read_body(request, server.settings.limits.max_body_bytes)
+        await ingest(server, who, content_type, body)
     if content_type == PROTOBUF:
         return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
     return Response(b"{}", media_type=JSON)

@@ -71,7 +71,7 @@ class _Plan:
     # Event and session fields, and namespace paths: (target, candidates best first); the first
     # candidate with a value wins.
     fields: tuple[tuple[str, tuple[_Source, ...]], ...]
-    paths: tuple[tuple[str, str, tuple[_Source, ...]], ...]  # (namespace, dotted path, candidates)
+    paths: tuple[tuple[str, tuple[str, ...], tuple[_Source, ...]], ...]  # (namespace, path parts, candidates)
     # Whole namespaces merged from JSON objects, lowest precedence first (later ones win).
     merges: tuple[tuple[str, _Source], ...]
     rest_keys: tuple[str, ...]  # attributes no convention names, copied into metadata
@@ -113,11 +113,13 @@ def _make_plan(keys: tuple[str, ...]) -> _Plan:
         return tuple(source for _, source in sorted(found, key=lambda item: item[0]))
 
     fields = tuple((t, best_first(c)) for t, c in candidates.items() if t in FIELDS)
-    paths = tuple((*t.split(".", 1), best_first(c)) for t, c in candidates.items() if t not in FIELDS)
+    paths = tuple(
+        (t.split(".", 1)[0], tuple(t.split(".")[1:]), best_first(c)) for t, c in candidates.items() if t not in FIELDS
+    )
     present = set(keys)
     return _Plan(
         fields=fields,
-        paths=paths,  # type: ignore[arg-type]
+        paths=paths,
         merges=tuple((ns, source) for _, ns, source in sorted(merges, key=lambda item: -item[0])),
         rest_keys=tuple(rest),
         rest_shape=leaf_shape(rest, 0),
@@ -144,10 +146,13 @@ def _first(attrs: dict[str, Any], sources: tuple[_Source, ...]) -> Any:
     return None
 
 
-def _set_path(namespace: dict[str, Any], path: str, value: Any) -> None:
+def _set_path(namespace: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     """Set ``a.b`` inside a namespace unless something is there already (it came from a convention
     of higher precedence, or the namespace's own object)."""
-    *parents, last = path.split(".")
+    if len(path) == 1:
+        namespace.setdefault(path[0], value)
+        return
+    *parents, last = path
     node = namespace
     for part in parents:
         child = node.setdefault(part, {})
@@ -209,8 +214,7 @@ def spans_to_batch(spans: list[Span], default_project: str, prices: Prices | Non
     """Turn decoded spans into events and session updates for one project-default; model calls
     without a cost get one from ``prices`` (see :mod:`tracehive.server.prices`)."""
     batch = Batch()
-    # What event spans tell about their session (source, user id): one update per session.
-    facts: dict[tuple[str, str], SessionUpdate] = {}
+    told: list[tuple[Event, Any, Any]] = []  # events that tell their session a source or user id
     for span in spans:
         attrs = span.attributes
         plan = _plan(attrs)
@@ -264,11 +268,34 @@ def spans_to_batch(spans: list[Span], default_project: str, prices: Prices | Non
             finish_model_event(event, prices)
         batch.events.append(event)
         if source is not None or user_id is not None:
-            update = facts.get((project, session_id))
-            if update is None:
-                update = facts[(project, session_id)] = SessionUpdate(project=project, session_id=session_id)
-            update.source = source or update.source
-            if user_id is not None:
-                update.namespaces["user_properties"]["user_id"] = user_id
+            told.append((event, source, user_id))
+    _join_trace_sessions(batch)
+    # What event spans tell about their session (source, user id): one update per session.
+    facts: dict[tuple[str, str], SessionUpdate] = {}
+    for event, source, user_id in told:
+        key = (event.project, event.session_id)
+        update = facts.get(key)
+        if update is None:
+            update = facts[key] = SessionUpdate(project=event.project, session_id=event.session_id)
+        update.source = source or update.source
+        if user_id is not None:
+            update.namespaces["user_properties"]["user_id"] = user_id
     batch.sessions.extend(facts.values())
     return batch
+
+
+def _join_trace_sessions(batch: Batch) -> None:
+    """A span that named no session joins the session a span of its trace named in this batch;
+    across batches the store does the same (see :class:`tracehive.store.columns.Rows`)."""
+    orphans = [e for e in batch.events if e.session_from_trace]
+    if not orphans or len(orphans) == len(batch.events):
+        return
+    named: dict[tuple[str, str], str] = {}
+    for event in batch.events:
+        if not event.session_from_trace:
+            named.setdefault((event.project, event.trace_id), event.session_id)
+    for event in orphans:
+        session_id = named.get((event.project, event.trace_id))
+        if session_id is not None:
+            event.session_id = session_id
+            event.session_from_trace = False

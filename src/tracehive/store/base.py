@@ -151,6 +151,16 @@ class Store(Protocol):
         (bucket start), ``sessions``, ``p50_ms``, ``p95_ms``, and with ``split_by`` the group's
         ``value``/``missing``, the ``max_groups`` largest groups apart and the rest with ``other``."""
 
+    def get_prices(self) -> dict[str, dict[str, dict]]:
+        """Every project's own model prices: ``{project: {model: price as JSON}}``."""
+
+    def set_price(self, project: str, model: str, price: dict | None) -> None:
+        """Set (or with None, remove) a project's price for a model."""
+
+    def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
+        """Models of model events with tokens but no cost, most called first: ``project``,
+        ``model``, ``provider``, ``calls``, ``last_seen``."""
+
     # Dashboard logins (see tracehive.server.logins): kept in the store so that they survive a
     # restart and every server on one store knows them. Tokens arrive hashed; times are epoch seconds.
     def save_login(self, token_digest: str, key_digest: str, csrf: str, expires_at: float) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+import orjson
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -43,12 +44,13 @@ from tracehive.store.columns import EVENT_SCHEMA, Rows, dumps
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.filter_sql import session_where
 from tracehive.store.migrations import SCHEMA_TABLE, apply
-from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, user_row
+from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, unpriced_row, user_row
 
 DEFAULT_DATABASE = "tracehive"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME = pa.timestamp("us", tz="UTC")
 _EVENT_SCHEMA = pa.schema([f.with_type(_TIME) if f.type == pa.timestamp("us") else f for f in EVENT_SCHEMA])
+_KEYS = "{keys:Array(Tuple(String, String))}"  # a parameter: (project, id) pairs
 _DISK_FULL_MARKERS = ("NOT_ENOUGH_SPACE", "No space left on device")
 
 
@@ -173,11 +175,14 @@ class ClickHouseStore:
 
     # --- writes ---------------------------------------------------------------------------
     def write(self, rows: Rows) -> None:
+        rows = self._join_claimed_traces(rows)
         # Both tables are built before either insert, so a value that cannot be converted fails the
         # write before anything of it is stored.
         events = rows.events.cast(_EVENT_SCHEMA) if rows.events.num_rows else None
         updates = self._updates_table(rows.sessions) if rows.sessions else None
         try:
+            if rows.claims:
+                self._claim_traces(rows)
             if events is not None:
                 self._client.insert_arrow(f"{self._db}.events", events)
             if updates is not None:
@@ -186,6 +191,74 @@ class ClickHouseStore:
             if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
             raise
+
+    def _join_claimed_traces(self, rows: Rows) -> Rows:
+        """Spans that named no session join the session their trace named, in this write or before."""
+        if not rows.orphans:
+            return rows
+        found, rest = rows.orphans_claimed_here()
+        if rest:
+            stored = self._select(
+                f"SELECT project, trace_id, argMin(session_id, version) FROM {self._db}.trace_sessions"
+                f" WHERE (project, trace_id) IN {_KEYS} GROUP BY project, trace_id",
+                {"keys": rest},
+            )
+            found.update({(p, t): s for p, t, s in stored})
+        return rows.rejoined(found) if found else rows
+
+    def _claim_traces(self, rows: Rows) -> None:
+        """Record the session each trace names and move the trace's stored spans that named none
+        (a session keyed by the trace id) into it: their rows are inserted again under the session
+        and the trace-id session's rows deleted."""
+        claims = rows.claims
+        self._client.insert_arrow(
+            f"{self._db}.trace_sessions",
+            pa.table({"project": [c[0] for c in claims], "trace_id": [c[1] for c in claims],
+                      "session_id": [c[2] for c in claims],
+                      "version": pa.array(self._versions(len(claims)), pa.uint64())}),
+        )  # fmt: skip
+        target = rows.first_claims()
+        # Most traces left no stray session: a look at the sessions table's key says so cheaply.
+        keys = [
+            (p, t)
+            for p, t in self._select(
+                f"SELECT DISTINCT project, session_id FROM {self._db}.sessions WHERE (project, session_id) IN {_KEYS}",
+                {"keys": list(target)},
+            )
+        ]
+        if not keys:
+            return
+        strays = self._client.query_arrow(
+            f"SELECT * FROM {self._db}.events FINAL WHERE (project, session_id) IN {_KEYS} AND trace_id = session_id",
+            {"keys": keys},
+        )
+        if not strays.num_rows:
+            return
+        moved = {(p, t): target[(p, t)] for p, t in zip(strays["project"].to_pylist(),
+                                                         strays["trace_id"].to_pylist(), strict=True)}  # fmt: skip
+        sessions = [moved[(p, t)] for p, t in zip(strays["project"].to_pylist(), strays["trace_id"].to_pylist(),
+                                                  strict=True)]  # fmt: skip
+        index = strays.schema.get_field_index("session_id")
+        self._client.insert_arrow(
+            f"{self._db}.events", strays.set_column(index, "session_id", pa.array(sessions, pa.string()))
+        )
+        updates = self._client.query_arrow(
+            f"SELECT * FROM {self._db}.session_updates WHERE (project, session_id) IN {_KEYS}",
+            {"keys": list(moved)},
+        )
+        if updates.num_rows:
+            names = [moved[(p, s)] for p, s in zip(updates["project"].to_pylist(), updates["session_id"].to_pylist(),
+                                                   strict=True)]  # fmt: skip
+            index = updates.schema.get_field_index("session_id")
+            self._client.insert_arrow(
+                f"{self._db}.session_updates", updates.set_column(index, "session_id", pa.array(names, pa.string()))
+            )
+        params = {"keys": list(moved)}
+        for table in ("events", "session_updates", "sessions"):
+            self._client.command(
+                f"DELETE FROM {self._db}.{table} WHERE (project, session_id) IN {_KEYS}",
+                params,
+            )
 
     def _versions(self, count: int) -> range:
         """Write versions: nanoseconds since the epoch, increasing within this process. Updates
@@ -357,6 +430,39 @@ class ClickHouseStore:
                 point.update({"value": None, "missing": False} if other else group_value(g), other=bool(other))
             points.append(point)
         return {"bucket_seconds": width, "points": points}
+
+    # --- model prices -----------------------------------------------------------------------
+    def get_prices(self) -> dict[str, dict[str, dict]]:
+        rows = self._select(
+            f"SELECT project, model, argMax(price, version) AS p FROM {self._db}.project_prices"
+            " GROUP BY project, model HAVING p != '' ORDER BY project, model",
+            {},
+        )
+        prices: dict[str, dict[str, dict]] = {}
+        for project, model, price in rows:
+            prices.setdefault(project, {})[model] = orjson.loads(price)
+        return prices
+
+    def set_price(self, project: str, model: str, price: dict | None) -> None:
+        self._client.insert_arrow(
+            f"{self._db}.project_prices",
+            pa.table({"project": [project], "model": [model], "price": ["" if price is None else dumps(price)],
+                      "version": pa.array(self._versions(1), pa.uint64())}),
+        )  # fmt: skip
+
+    def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
+        params: dict[str, Any] = {"limit": limit}
+        where = _project_clause(projects, params)
+        rows = self._select(
+            "SELECT project, JSONExtractString(config, 'model') AS model,"
+            " any(JSONExtractString(config, 'provider')) AS provider, count() AS calls, max(start_time) AS last_seen"
+            f" FROM {self._db}.events FINAL WHERE event_type = 'model' AND {where}"
+            " AND JSONType(metadata, 'cost') IN ('Null', '') AND model != ''"
+            " AND (JSONHas(metadata, 'prompt_tokens') OR JSONHas(metadata, 'completion_tokens'))"
+            " GROUP BY project, model ORDER BY calls DESC, project, model LIMIT {limit:UInt32}",
+            params,
+        )
+        return [unpriced_row(*values) for values in rows]
 
 
 def open_clickhouse(url: str, budget: QueryBudget = DEFAULT_BUDGET) -> ClickHouseStore:

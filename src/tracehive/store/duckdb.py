@@ -42,7 +42,7 @@ from tracehive.store.columns import Rows, SessionTotals, add_usage, session_tota
 from tracehive.store.duckdb_filter import DUCKDB, json_pointer, quote_column, to_duckdb_sql
 from tracehive.store.filter_sql import session_where
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
-from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, user_row
+from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, unpriced_row, user_row
 from tracehive.store.seen import SeenKeys
 from tracehive.store.usage import usage_sql
 
@@ -156,6 +156,26 @@ MIGRATIONS = (
             "CREATE INDEX events_by_session ON events (project, session_id)",
         ),
     ),
+    # Sessions across requests: which session each trace named first, so that a span of the trace
+    # that named none joins it, in whichever request it comes. No key: an index would cost every write
+    # (a quarter of its time at 500 spans); the store's filter of claimed traces keeps it to one row
+    # a trace and lets lookups, which only late spans of such traces need, skip the table mostly.
+    Migration(
+        6,
+        "trace_sessions: the session each trace names",
+        (
+            "CREATE TABLE IF NOT EXISTS trace_sessions (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
+            "session_id VARCHAR NOT NULL)",
+        ),
+    ),
+    Migration(
+        7,
+        "project_prices: each project's own model prices (USD per million tokens, JSON)",
+        (
+            "CREATE TABLE IF NOT EXISTS project_prices (project VARCHAR NOT NULL, model VARCHAR NOT NULL, "
+            "price JSON NOT NULL, PRIMARY KEY (project, model))",
+        ),
+    ),
 )
 
 _TIME = pa.timestamp("us")
@@ -246,6 +266,18 @@ class _SessionState:
         if end_us is not None:
             self.end_us = end_us if self.end_us is None else max(self.end_us, end_us)
 
+    def fold(self, other: _SessionState) -> None:
+        """Take in a session whose events moved into this one (what this one says wins)."""
+        self.event_count += other.event_count
+        self.error_count += other.error_count
+        add_usage(self.usage, 0, tuple(other.usage))
+        self.widen(other.start_us, other.end_us)
+        self.name = self.name or other.name
+        self.source = self.source or other.source
+        for ns in NAMESPACES:
+            if other.namespaces[ns]:
+                self.namespaces[ns] = deep_merge(other.namespaces[ns], self.namespaces[ns])
+
     def apply(self, update: SessionUpdate) -> None:
         self.name = update.session_name or self.name
         self.source = update.source or self.source
@@ -276,6 +308,7 @@ class DuckDBStore:
         # second writer of a row): one at a time. Nothing else writes the logins table.
         self._logins_lock = threading.Lock()
         self._seen = SeenKeys(self._db.execute("SELECT project, session_id FROM sessions").fetchall())
+        self._claimed = SeenKeys(self._db.execute("SELECT project, trace_id FROM trace_sessions").fetchall())
 
     def _migrate(self) -> None:
         """Bring the file's schema up to date in one transaction (see :mod:`~tracehive.store.migrations`)."""
@@ -325,6 +358,7 @@ class DuckDBStore:
     # --- writes ---------------------------------------------------------------------------
     def write(self, rows: Rows) -> None:
         cursor = self._cursor()
+        rows = self._join_claimed_traces(cursor, rows)
         cursor.register("incoming_events", rows.events)
         try:
             try:
@@ -349,8 +383,59 @@ class DuckDBStore:
 
     def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> None:
         cursor.execute("BEGIN TRANSACTION")
-        self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions)
+        strays = self._claim_traces(cursor, rows)
+        self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions, strays)
         cursor.execute("COMMIT")
+        for project, trace_id, _ in rows.claims:
+            self._claimed.add((project, trace_id))
+
+    def _join_claimed_traces(self, cursor: duckdb.DuckDBPyConnection, rows: Rows) -> Rows:
+        """Spans that named no session join the session their trace named: in this write (another
+        request) or stored before."""
+        if not rows.orphans:
+            return rows
+        found, rest = rows.orphans_claimed_here()
+        maybe = [key for key in rest if key in self._claimed]
+        if maybe:
+            cursor.register("orphan_traces", pa.table({"p": [k[0] for k in maybe], "t": [k[1] for k in maybe]}))
+            try:
+                stored = cursor.execute(
+                    "SELECT project, trace_id, arg_min(session_id, trace_sessions.rowid) FROM trace_sessions "
+                    "JOIN orphan_traces ON project = p AND trace_id = t GROUP BY project, trace_id"
+                ).fetchall()
+            finally:
+                cursor.unregister("orphan_traces")
+            found.update({(p, t): s for p, t, s in stored})
+        return rows.rejoined(found) if found else rows
+
+    def _claim_traces(self, cursor: duckdb.DuckDBPyConnection, rows: Rows) -> dict:
+        """Record the session each trace names (the first named stays) and move the trace's stored
+        spans that named none (a session keyed by the trace id) into it. Returns the sessions so
+        emptied: (project, trace_id) -> (project, session_id) they fold into."""
+        named = rows.first_claims()
+        # A trace the filter has seen is claimed already (or, rarely, a false "maybe": then a late
+        # span of it stays in a session of its own). A trace claimed twice keeps its first row.
+        new = [(p, t, s) for (p, t), s in named.items() if (p, t) not in self._claimed]
+        if new:
+            cursor.register("claims", pa.table({"p": [c[0] for c in new], "t": [c[1] for c in new],
+                                                "s": [c[2] for c in new]}))  # fmt: skip
+            try:
+                cursor.execute("INSERT INTO trace_sessions SELECT p, t, s FROM claims")
+            finally:
+                cursor.unregister("claims")
+        candidates = [(p, t, s) for (p, t), s in named.items() if (p, t) in self._seen]
+        if not candidates:
+            return {}
+        cursor.register("moves", pa.table({"p": [c[0] for c in candidates], "t": [c[1] for c in candidates],
+                                           "s": [c[2] for c in candidates]}))  # fmt: skip
+        try:
+            cursor.execute(
+                "UPDATE events SET session_id = moves.s FROM moves WHERE events.project = moves.p "
+                "AND events.session_id = moves.t AND events.trace_id = moves.t"
+            )
+        finally:
+            cursor.unregister("moves")
+        return {(p, t): (p, s) for p, t, s in candidates}
 
     def _insert_events(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> list[SessionTotals]:
         """Insert the registered ``incoming_events`` not stored yet; returns what they add to their
@@ -390,15 +475,26 @@ class DuckDBStore:
             cursor.unregister("touched")
 
     def _upsert_sessions(
-        self, cursor: duckdb.DuckDBPyConnection, touched: list[tuple], updates: list[SessionUpdate]
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        touched: list[tuple],
+        updates: list[SessionUpdate],
+        strays: dict[tuple[str, str], tuple[str, str]] | None = None,
     ) -> None:
         keys = list(dict.fromkeys([(t[0], t[1]) for t in touched] + [(u.project, u.session_id) for u in updates]))
+        strays = strays or {}
+        keys += [target for target in strays.values() if target not in keys]
         if not keys:
             return
         seen = self._seen
         maybe_stored = [key for key in keys if key in seen]
-        existing = self._load_sessions(cursor, maybe_stored) if maybe_stored else {}
+        existing = self._load_sessions(cursor, maybe_stored + list(strays)) if maybe_stored or strays else {}
         states = {key: _SessionState(existing.get(key)) for key in keys}
+        folded = [stray for stray in strays if stray in existing and stray not in states]
+        for stray in folded:
+            states[strays[stray]].fold(_SessionState(existing[stray]))
+        if folded:
+            self._delete_sessions(cursor, folded)
         for project, session_id, start_us, end_us, events, errors, *usage in touched:
             state = states[(project, session_id)]
             state.event_count += events
@@ -415,6 +511,13 @@ class DuckDBStore:
             self._replace_sessions(cursor, new, stored=False)
             for key in new:
                 seen.add(key)
+
+    def _delete_sessions(self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]) -> None:
+        cursor.register("gone", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
+        try:
+            cursor.execute("DELETE FROM sessions USING gone WHERE project = gone.p AND session_id = gone.s")
+        finally:
+            cursor.unregister("gone")
 
     def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict, stored: bool) -> None:
         """Write whole session rows; ``stored`` ones are deleted first. DuckDB's INSERT OR REPLACE
@@ -642,3 +745,32 @@ class DuckDBStore:
                 point.update({"value": None, "missing": False} if other else group_value(g), other=other)
             points.append(point)
         return {"bucket_seconds": width, "points": points}
+
+    # --- model prices -----------------------------------------------------------------------
+    def get_prices(self) -> dict[str, dict[str, dict]]:
+        rows = self._cursor().execute("SELECT project, model, price FROM project_prices ORDER BY project, model")
+        prices: dict[str, dict[str, dict]] = {}
+        for project, model, price in rows.fetchall():
+            prices.setdefault(project, {})[model] = orjson.loads(price)
+        return prices
+
+    def set_price(self, project: str, model: str, price: dict | None) -> None:
+        cursor = self._cursor()
+        cursor.execute("DELETE FROM project_prices WHERE project = ? AND model = ?", [project, model])
+        if price is not None:
+            cursor.execute("INSERT INTO project_prices VALUES (?, ?, ?)", [project, model, _dumps(price)])
+
+    def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
+        params: list[Any] = []
+        where = _project_clause(projects, params)
+        rows = self._cursor().execute(
+            "SELECT project, json_extract_string(config, '$.model') AS model, "
+            "any_value(json_extract_string(config, '$.provider')) AS provider, count(*) AS calls, "
+            "max(start_time) AS last_seen FROM events WHERE event_type = 'model' AND "
+            f"{where} AND json_extract_string(metadata, '$.cost') IS NULL AND "
+            "(json_extract(metadata, '$.prompt_tokens') IS NOT NULL OR "
+            "json_extract(metadata, '$.completion_tokens') IS NOT NULL) AND model IS NOT NULL "
+            "GROUP BY ALL ORDER BY calls DESC, project, model LIMIT ?",
+            [*params, limit],
+        )
+        return [unpriced_row(*values) for values in rows.fetchall()]

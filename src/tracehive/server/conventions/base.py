@@ -125,6 +125,11 @@ def as_list(value: Any) -> list[Any]:
     return []
 
 
+def obj(value: Any) -> dict[str, Any]:
+    """A nested object of a message, or an empty one when what came is not an object."""
+    return value if isinstance(value, dict) else {}
+
+
 def openai_tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
     """A tool call as HoneyHive (and OpenAI's chat API) shows it; arguments stay JSON text."""
     if arguments is not None and not isinstance(arguments, str):
