@@ -162,9 +162,21 @@ def _keyring(data_dir: Path | None) -> KeyRing:
 def keys_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "key",
     project: Annotated[str | None, typer.Option(help="Limit the key to this project; none: admin.")] = None,
+    langfuse: Annotated[
+        bool, typer.Option("--langfuse", help="Make a Langfuse public/secret key pair (needs --project).")
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Make a key and print it (only its hash is kept). A running server accepts it at once."""
+    if langfuse:
+        if project is None:
+            console.print("--langfuse needs --project: a Langfuse key pair writes to one project", style="red")
+            raise typer.Exit(2)
+        public, secret = _keyring(data_dir).create_langfuse_pair(name, project)
+        console.print(f"Created Langfuse key pair {name!r} for project {project!r}:", markup=False)
+        print(f"LANGFUSE_PUBLIC_KEY={public}")
+        print(f"LANGFUSE_SECRET_KEY={secret}")
+        return
     key = _keyring(data_dir).create(name, project)
     scope = "admin key" if project is None else f"key for project {project!r}"
     console.print(f"Created {scope} {name!r}:", markup=False)

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tracehive import __version__, dashboard
-from tracehive.server import api, honeyhive, honeyhive_read, ingest
+from tracehive.server import api, honeyhive, honeyhive_read, ingest, langfuse
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.deps import ServerState, Settings
 from tracehive.server.workers import IngestWorkers
@@ -75,5 +75,6 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(honeyhive.router)
     app.include_router(honeyhive_read.router)
+    app.include_router(langfuse.router)
     app.include_router(dashboard.router)
     return app

@@ -10,6 +10,7 @@ from fastapi import HTTPException, Request
 from tracehive.server.auth import KeyRing, Principal, bearer_token
 from tracehive.server.limits import Limits
 from tracehive.server.logins import SESSION_COOKIE, Logins
+from tracehive.server.scores import PENDING_FILE, PendingScores
 from tracehive.server.workers import IngestWorkers, default_ingest_workers
 from tracehive.store.base import Store
 from tracehive.store.writer import BulkWriter
@@ -36,9 +37,11 @@ class ServerState:
     keys: KeyRing
     ingest_in_flight: int = 0  # only touched on the event loop
     logins: Logins = field(init=False)
+    pending: PendingScores = field(init=False)  # scores waiting for their trace
 
     def __post_init__(self) -> None:
         self.logins = Logins(self.keys)
+        self.pending = PendingScores(self.settings.data_dir / PENDING_FILE)
 
 
 def state(request: Request) -> ServerState:

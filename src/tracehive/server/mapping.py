@@ -303,7 +303,9 @@ def spans_to_batch(spans: list[Span], default_project: str) -> Batch:
         # span already carries the error (status and exception event): the marker is no event.
         if plan.hh_error_type and span.name.endswith("_error"):
             continue
-        project = _first(attrs, plan.project) or span.resource.get(A.PROJECT) or default_project
+        resource = span.resource
+        project = (_first(attrs, plan.project) or resource.get(A.PROJECT) or resource.get(A.OI_PROJECT_NAME)
+                   or default_project)  # fmt: skip
         project = str(project)
         session_id = str(_first(attrs, plan.session_id) or span.trace_id)
         namespaces = _namespaces(plan, attrs)

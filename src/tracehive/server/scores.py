@@ -1,0 +1,99 @@
+"""Scores (Langfuse's ``POST /api/public/scores``) that name a trace the server has not stored yet.
+
+A score names a trace by its OpenTelemetry trace id, but tracehive files feedback under the
+trace's session, whose id the trace's spans carry (``session.id``). The SDK sends scores and spans
+on separate queues, so a score often arrives first. Such a score is kept here, in a file in the
+data folder (written and synced before the score is acknowledged), and applied to the session
+when the first spans of its trace are stored, through any OTLP route. One asyncio lock orders the
+two sides: a score either finds its trace stored or is kept before the trace's spans look here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracehive.model import SessionUpdate, deep_merge, empty_namespaces
+from tracehive.store.columns import Rows
+
+PENDING_FILE = "pending-scores.jsonl"
+# Scores kept at most; past it a score for an unknown trace is refused (the client is told).
+MAX_PENDING = 10_000
+
+TraceKey = tuple[str, str]  # (project, trace_id)
+
+
+class PendingScores:
+    """Feedback waiting for its trace, by (project, trace id); kept in memory and in a file."""
+
+    def __init__(self, path: Path, limit: int = MAX_PENDING) -> None:
+        self.path = path
+        self.limit = limit
+        self.lock = asyncio.Lock()
+        self._waiting: dict[TraceKey, list[dict[str, Any]]] = {}
+        self._count = 0
+        if path.exists():
+            for line in path.read_bytes().splitlines():
+                if line.strip():
+                    item = orjson.loads(line)
+                    self._add(item["project"], item["trace_id"], item["feedback"])
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
+
+    def _add(self, project: str, trace_id: str, feedback: dict[str, Any]) -> None:
+        self._waiting.setdefault((project, trace_id), []).append(feedback)
+        self._count += 1
+
+    def keep(self, project: str, trace_id: str, feedback: dict[str, Any]) -> bool:
+        """Keep a score's feedback until its trace comes (synced to disk); False when full."""
+        if self._count >= self.limit:
+            return False
+        line = orjson.dumps({"project": project, "trace_id": trace_id, "feedback": feedback}) + b"\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._add(project, trace_id, feedback)
+        return True
+
+    def updates_for(self, rows: Rows) -> tuple[list[SessionUpdate], list[TraceKey]]:
+        """Session updates carrying the feedback kept for the traces ``rows`` store, and their keys
+        (pass them to :meth:`forget` once the updates are stored)."""
+        events = rows.events
+        sessions: dict[TraceKey, str] = {}
+        for project, trace_id, session_id in zip(
+            events["project"].to_pylist(), events["trace_id"].to_pylist(), events["session_id"].to_pylist(),
+            strict=True,
+        ):  # fmt: skip
+            if (project, trace_id) in self._waiting:
+                sessions.setdefault((project, trace_id), session_id)
+        updates = []
+        for (project, trace_id), session_id in sessions.items():
+            update = SessionUpdate(project=project, session_id=session_id, namespaces=empty_namespaces())
+            for feedback in self._waiting[(project, trace_id)]:
+                update.namespaces["feedback"] = deep_merge(update.namespaces["feedback"], feedback)
+            updates.append(update)
+        return updates, list(sessions)
+
+    def forget(self, keys: list[TraceKey]) -> None:
+        """Drop applied feedback and rewrite the file (synced) without it."""
+        for key in keys:
+            self._count -= len(self._waiting.pop(key, ()))
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for (project, trace_id), items in self._waiting.items():
+                for feedback in items:
+                    line = {"project": project, "trace_id": trace_id, "feedback": feedback}
+                    os.write(fd, orjson.dumps(line) + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
