@@ -62,6 +62,16 @@ class Server:
             self.process.wait()
 
 
+def create_key(server: Server, project: str, *extra: str) -> str:
+    """A key made as a user makes one, ``tracehive keys create --project P``; returns what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tracehive", "keys", "create", "--project", project, "--data-dir", str(server.data_dir),
+         *extra],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
 def start_server(
     data_dir: Path, *extra: str, key: str = ADMIN_KEY, python: str = sys.executable, host: str = "127.0.0.1"
 ) -> Server:

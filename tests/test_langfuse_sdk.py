@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.conftest import Server, start_server
+from tests.conftest import Server, create_key, start_server
 from tests.instrumentors import venv_python
 
 PROJECT = "shop"
@@ -48,12 +47,7 @@ PROGRAM = """
 
 def langfuse_pair(server: Server, project: str) -> tuple[str, str]:
     """A key pair made as a user would: ``tracehive keys create --project P --langfuse``."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tracehive", "keys", "create", "--project", project, "--langfuse", "--name", "lf",
-         "--data-dir", str(server.data_dir)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    printed = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    printed = dict(line.split("=", 1) for line in create_key(server, project, "--langfuse").splitlines())
     return printed["LANGFUSE_PUBLIC_KEY"], printed["LANGFUSE_SECRET_KEY"]
 
 
@@ -140,8 +134,14 @@ def test_a_score_waits_for_its_trace_and_never_reaches_another_project(served) -
         span = {"traceId": trace_id, "spanId": "b2" * 8, "name": "step", "startTimeUnixNano": "1764690000000000000",
                 "endTimeUnixNano": "1764690001000000000",
                 "attributes": [{"key": "session.id", "value": {"stringValue": "later-session"}}]}  # fmt: skip
-        other = {"resourceSpans": [{"resource": {"attributes": [
-            {"key": "tracehive.project", "value": {"stringValue": "other"}}]}, "scopeSpans": [{"spans": [span]}]}]}
+        other = {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [{"key": "tracehive.project", "value": {"stringValue": "other"}}]},
+                    "scopeSpans": [{"spans": [span]}],
+                }
+            ]
+        }
         with server.client() as admin:
             assert admin.post("/v1/traces", json=other).status_code == 200
         assert server.get("/api/v1/sessions", project="other")["sessions"][0]["feedback"] == {}
