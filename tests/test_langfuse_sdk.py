@@ -13,6 +13,10 @@ import pytest
 from tests.conftest import Server, create_key, start_server
 from tests.instrumentors import venv_python
 
+from tracehive.model import Batch, Event
+from tracehive.server.scores import PENDING_FILE, PendingScores
+from tracehive.store.columns import Rows
+
 PROJECT = "shop"
 PROGRAM = """
     from langfuse import get_client, observe, propagate_attributes
@@ -157,3 +161,17 @@ def test_a_score_waits_for_its_trace_and_never_reaches_another_project(served) -
     sessions = server.get("/api/v1/sessions", filter='session_id = "later-session"')["sessions"]
     assert sorted((s["project"], s["feedback"]) for s in sessions) == [("other", {}), (PROJECT, {"accuracy": True})]
     assert server.get("/api/v1/sessions/elsewhere-1")["feedback"] == {"stars": 4.0}
+
+
+def test_a_waiting_score_is_on_disk_until_its_trace_comes(tmp_path) -> None:
+    """What the server acknowledged survives a restart: a new PendingScores reads the file back."""
+    path = tmp_path / PENDING_FILE
+    assert PendingScores(path).keep(PROJECT, "c3" * 16, {"accuracy": 0.5})
+    assert PendingScores(path).keep("other", "c3" * 16, {"accuracy": 0.1})
+    reopened = PendingScores(path)
+    trace = Batch(events=[Event(PROJECT, "d4" * 8, "s-9", "c3" * 16, None, "chain", "step", 1, 2)])
+    (update,), keys = reopened.updates_for(Rows.of(trace))
+    assert (update.project, update.session_id, update.namespaces["feedback"]) == (PROJECT, "s-9", {"accuracy": 0.5})
+    reopened.forget(keys)
+    assert list(PendingScores(path).updates_for(Rows.of(trace))[0]) == []  # the other project's stays
+    assert len(path.read_text().splitlines()) == 1
