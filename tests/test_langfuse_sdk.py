@@ -61,7 +61,7 @@ def basic(public: str, secret: str) -> dict[str, str]:
 
 def run_langfuse(server: Server, public: str, secret: str, source: str = PROGRAM) -> tuple[str, str]:
     """Run a Langfuse program with only its host and keys set; returns what it printed and logged."""
-    env = {"PATH": os.environ["PATH"], "LANGFUSE_HOST": server.url, "LANGFUSE_PUBLIC_KEY": public,
+    env = {"PATH": os.environ["PATH"], "LANGFUSE_BASE_URL": server.url, "LANGFUSE_PUBLIC_KEY": public,
            "LANGFUSE_SECRET_KEY": secret}  # fmt: skip
     done = subprocess.run([str(venv_python("langfuse")), "-c", textwrap.dedent(source)], env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
