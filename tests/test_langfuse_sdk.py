@@ -119,6 +119,15 @@ def test_wrong_keys_are_refused_and_other_routes_name_themselves(served) -> None
         # An admin key is a Bearer key; Langfuse's routes take a key pair only.
         bearer = {"Authorization": f"Bearer {server.key}"}
         assert client.post("/api/public/otel/v1/traces", headers=bearer).status_code == 401
+        # Bad input is a 4xx naming the problem, never a 5xx.
+        assert client.get("/api/public/projects", headers={"Authorization": "Basic !!!"}).status_code == 401
+        pair = basic(public, secret)
+        for body in (b"not json", b"[1, 2]", b'[{"traceId": "t", "name": "x", "value": {"a": 1}}]'):
+            answer = client.post("/api/public/scores", content=body, headers=pair)
+            assert answer.status_code == 400 and answer.json()["detail"].startswith("scores:"), answer.text
+        garbage = {**pair, "Content-Type": "application/x-protobuf"}
+        answer = client.post("/api/public/otel/v1/traces", content=b"\xff\x00garbage", headers=garbage)
+        assert answer.status_code == 400 and "protobuf" in answer.json()["detail"]
         for method, path in (("GET", "/api/public/traces"), ("POST", "/api/public/ingestion"),
                              ("GET", "/api/public/v2/prompts/greeting")):  # fmt: skip
             answer = client.request(method, path, headers=basic(public, secret))
@@ -175,3 +184,8 @@ def test_a_waiting_score_is_on_disk_until_its_trace_comes(tmp_path) -> None:
     reopened.forget(keys)
     assert list(PendingScores(path).updates_for(Rows.of(trace))[0]) == []  # the other project's stays
     assert len(path.read_text().splitlines()) == 1
+    # A project that fills its share cannot crowd out another project's scores.
+    full = PendingScores(tmp_path / "full.jsonl", limit=2)
+    assert full.keep("a", "t1", {"x": 1}) and full.keep("a", "t2", {"x": 1})
+    assert not full.keep("a", "t3", {"x": 1})
+    assert full.keep("b", "t1", {"x": 1})

@@ -21,7 +21,8 @@ from tracehive.model import SessionUpdate, deep_merge, empty_namespaces
 from tracehive.store.columns import Rows
 
 PENDING_FILE = "pending-scores.jsonl"
-# Scores kept at most; past it a score for an unknown trace is refused (the client is told).
+# Scores kept at most per project; past it a score for an unknown trace is refused (the client is
+# told). Per project, so that one project's scores for traces that never come cannot crowd out another's.
 MAX_PENDING = 10_000
 
 TraceKey = tuple[str, str]  # (project, trace_id)
@@ -35,7 +36,7 @@ class PendingScores:
         self.limit = limit
         self.lock = asyncio.Lock()
         self._waiting: dict[TraceKey, list[dict[str, Any]]] = {}
-        self._count = 0
+        self._counts: dict[str, int] = {}  # per project
         if path.exists():
             for line in path.read_bytes().splitlines():
                 if line.strip():
@@ -47,11 +48,11 @@ class PendingScores:
 
     def _add(self, project: str, trace_id: str, feedback: dict[str, Any]) -> None:
         self._waiting.setdefault((project, trace_id), []).append(feedback)
-        self._count += 1
+        self._counts[project] = self._counts.get(project, 0) + 1
 
     def keep(self, project: str, trace_id: str, feedback: dict[str, Any]) -> bool:
         """Keep a score's feedback until its trace comes (synced to disk); False when full."""
-        if self._count >= self.limit:
+        if self._counts.get(project, 0) >= self.limit:
             return False
         line = orjson.dumps({"project": project, "trace_id": trace_id, "feedback": feedback}) + b"\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -85,7 +86,7 @@ class PendingScores:
     def forget(self, keys: list[TraceKey]) -> None:
         """Drop applied feedback and rewrite the file (synced) without it."""
         for key in keys:
-            self._count -= len(self._waiting.pop(key, ()))
+            self._counts[key[0]] -= len(self._waiting.pop(key, ()))
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
