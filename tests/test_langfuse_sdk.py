@@ -175,8 +175,8 @@ def test_a_score_waits_for_its_trace_and_never_reaches_another_project(served) -
 def test_a_waiting_score_is_on_disk_until_its_trace_comes(tmp_path) -> None:
     """What the server acknowledged survives a restart: a new PendingScores reads the file back."""
     path = tmp_path / PENDING_FILE
-    assert PendingScores(path).keep(PROJECT, "c3" * 16, {"accuracy": 0.5})
-    assert PendingScores(path).keep("other", "c3" * 16, {"accuracy": 0.1})
+    assert PendingScores(path).keep(PROJECT, [("c3" * 16, {"accuracy": 0.5})]) == 1
+    assert PendingScores(path).keep("other", [("c3" * 16, {"accuracy": 0.1})]) == 1
     reopened = PendingScores(path)
     trace = Batch(events=[Event(PROJECT, "d4" * 8, "s-9", "c3" * 16, None, "chain", "step", 1, 2)])
     (update,), keys = reopened.updates_for(Rows.of(trace))
@@ -186,6 +186,6 @@ def test_a_waiting_score_is_on_disk_until_its_trace_comes(tmp_path) -> None:
     assert len(path.read_text().splitlines()) == 1
     # A project that fills its share cannot crowd out another project's scores.
     full = PendingScores(tmp_path / "full.jsonl", limit=2)
-    assert full.keep("a", "t1", {"x": 1}) and full.keep("a", "t2", {"x": 1})
-    assert not full.keep("a", "t3", {"x": 1})
-    assert full.keep("b", "t1", {"x": 1})
+    assert full.keep("a", [("t1", {"x": 1}), ("t2", {"x": 1}), ("t3", {"x": 1})]) == 2
+    assert full.keep("a", [("t4", {"x": 1})]) == 0
+    assert full.keep("b", [("t1", {"x": 1})]) == 1

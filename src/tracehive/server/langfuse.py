@@ -9,6 +9,7 @@ other ``/api/public`` route answers 404 naming itself. See docs/langfuse.md.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -16,14 +17,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from tracehive.filters import Compare
-from tracehive.filters import Field as FilterField
 from tracehive.model import DEFAULT_PROJECT, Batch, SessionUpdate, empty_namespaces
 from tracehive.server import ingest
 from tracehive.server.auth import Principal, basic_credentials
 from tracehive.server.deps import state
-from tracehive.server.limits import LimitError, enforce_batch
-from tracehive.store.base import EventQuery
+from tracehive.server.limits import LimitError, Limits, enforce_batch
 from tracehive.store.columns import Rows
 
 router = APIRouter(prefix="/api/public", tags=["langfuse"])
@@ -33,6 +31,7 @@ MAX_SCORES = 1000  # per request; Langfuse's SDK sends at most 1 MiB of them at 
 MAX_ID = 128
 MAX_NAME = 256
 MAX_COMMENT = 10_000
+RECENT = timedelta(hours=1)  # how far back a score's trace is looked for first
 
 
 def langfuse_principal(request: Request) -> Principal:
@@ -89,38 +88,58 @@ class Score(BaseModel):
 _SCORES = TypeAdapter(list[Score] | Score)
 
 
-def _trace_session(request: Request, project: str, trace_id: str) -> str | None:
-    """The session that a stored span of this trace belongs to, if one is stored."""
-    query = EventQuery(projects=(project,), filter=Compare(FilterField("trace_id"), "=", trace_id), limit=1)
-    found, _ = state(request).store.list_events(query)
-    return found[0]["session_id"] if found else None
+def _trace_sessions(request: Request, project: str, trace_ids: list[str]) -> dict[str, str]:
+    """The session of each trace with a stored span. Scores mostly follow their trace within
+    seconds, so the last hour is looked at first (a scan that skips older data), then the rest."""
+    store = state(request).store
+    found = store.trace_sessions(project, trace_ids, datetime.now(UTC) - RECENT)
+    missing = [trace_id for trace_id in trace_ids if trace_id not in found]
+    if missing:
+        found.update(store.trace_sessions(project, missing))
+    return found
 
 
-async def _write_feedback(request: Request, project: str, session_id: str, feedback: dict[str, Any]) -> None:
+def _feedback_update(project: str, session_id: str, feedback: dict[str, Any], limits: Limits) -> SessionUpdate:
+    """A session update carrying one score's feedback, within the ingest limits (LimitError)."""
     namespaces = empty_namespaces()
     namespaces["feedback"] = feedback
-    batch = Batch(sessions=[SessionUpdate(project=project, session_id=session_id, namespaces=namespaces)])
-    enforce_batch(batch, state(request).settings.limits)
-    await ingest.commit(request, Rows.of(batch))
+    update = SessionUpdate(project=project, session_id=session_id, namespaces=namespaces)
+    enforce_batch(Batch(sessions=[update]), limits)
+    return update
 
 
-async def _store_score(request: Request, project: str, score: Score) -> str | None:
-    """Store one score; the reason it was refused, or None."""
-    feedback = score.feedback()
-    if score.trace_id is None:
-        if score.session_id is None:
-            return f"score {score.name!r}: tracehive files scores under a trace (traceId) or a session (sessionId)"
-        await _write_feedback(request, project, score.session_id, feedback)
-        return None
+async def _store_scores(request: Request, project: str, scores: list[Score]) -> list[str]:
+    """Store scores: onto the session they name, or kept until their trace comes. Returns why
+    each refused score was refused."""
+    limits = state(request).settings.limits
+    errors: list[str] = []
+    updates: list[SessionUpdate] = []
+    waiting: list[tuple[str, dict[str, Any]]] = []
     pending = state(request).pending
     async with pending.lock:
-        session_id = await run_in_threadpool(_trace_session, request, project, score.trace_id)
-        if session_id is None:
-            if not pending.keep(project, score.trace_id, feedback):
-                return f"score {score.name!r}: too many scores are waiting for their traces; send the trace first"
-            return None
-    await _write_feedback(request, project, session_id, feedback)
-    return None
+        traced = list(dict.fromkeys(s.trace_id for s in scores if s.trace_id is not None))
+        sessions = await run_in_threadpool(_trace_sessions, request, project, traced) if traced else {}
+        for score in scores:
+            session_id = sessions.get(score.trace_id) if score.trace_id is not None else score.session_id
+            if session_id is None and score.trace_id is None:
+                errors.append(f"score {score.name!r}: tracehive files scores under a trace (traceId) or a "
+                              "session (sessionId)")  # fmt: skip
+                continue
+            feedback = score.feedback()
+            try:
+                update = _feedback_update(project, session_id or score.trace_id, feedback, limits)
+            except LimitError as exc:
+                errors.append(f"score {score.name!r}: {exc}")
+                continue
+            if session_id is not None:
+                updates.append(update)
+            else:  # its trace has not come yet
+                waiting.append((score.trace_id, feedback))
+        kept = pending.keep(project, waiting)
+        errors += ["too many scores are waiting for their traces; send the traces first"] * (len(waiting) - kept)
+    if updates:
+        await ingest.commit(request, Rows.of(Batch(sessions=updates)))
+    return errors
 
 
 @router.post("/scores", summary="Create scores (Langfuse SDK): feedback of the session or observation named")
@@ -135,15 +154,7 @@ async def create_scores(request: Request, who: Principal = Depends(langfuse_prin
     scores = parsed if isinstance(parsed, list) else [parsed]
     if len(scores) > MAX_SCORES:
         raise HTTPException(413, f"at most {MAX_SCORES} scores per request, got {len(scores)}")
-    project = who.project or DEFAULT_PROJECT
-    errors = []
-    for score in scores:
-        try:
-            refused = await _store_score(request, project, score)
-        except LimitError as exc:
-            refused = f"score {score.name!r}: {exc}"
-        if refused is not None:
-            errors.append({"message": refused})
+    errors = [{"message": message} for message in await _store_scores(request, who.project or DEFAULT_PROJECT, scores)]
     if not isinstance(parsed, list):  # the older single-score request
         if errors:
             raise HTTPException(400, errors[0]["message"])

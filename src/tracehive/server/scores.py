@@ -50,19 +50,26 @@ class PendingScores:
         self._waiting.setdefault((project, trace_id), []).append(feedback)
         self._counts[project] = self._counts.get(project, 0) + 1
 
-    def keep(self, project: str, trace_id: str, feedback: dict[str, Any]) -> bool:
-        """Keep a score's feedback until its trace comes (synced to disk); False when full."""
-        if self._counts.get(project, 0) >= self.limit:
-            return False
-        line = orjson.dumps({"project": project, "trace_id": trace_id, "feedback": feedback}) + b"\n"
+    def keep(self, project: str, items: list[tuple[str, dict[str, Any]]]) -> int:
+        """Keep scores' feedback, as (trace id, feedback), until their traces come (synced to disk
+        at once); returns how many were kept, the first ones, up to the project's share."""
+        room = max(self.limit - self._counts.get(project, 0), 0)
+        kept = items[:room]
+        if not kept:
+            return 0
+        lines = b"".join(
+            orjson.dumps({"project": project, "trace_id": trace_id, "feedback": feedback}) + b"\n"
+            for trace_id, feedback in kept
+        )
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, line)
+            os.write(fd, lines)
             os.fsync(fd)
         finally:
             os.close(fd)
-        self._add(project, trace_id, feedback)
-        return True
+        for trace_id, feedback in kept:
+            self._add(project, trace_id, feedback)
+        return len(kept)
 
     def updates_for(self, rows: Rows) -> tuple[list[SessionUpdate], list[TraceKey]]:
         """Session updates carrying the feedback kept for the traces ``rows`` store, and their keys
