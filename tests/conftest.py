@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -115,6 +116,20 @@ def browser() -> Iterator:
 
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture(scope="module")
+def served_with_fake_openai(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Any]]:
+    """A server of the module's own and the fake OpenAI of tests/instrumentors.py, both on loopback."""
+    from tests.instrumentors import FakeOpenAI
+
+    running = start_server(tmp_path_factory.mktemp("server-data"))
+    fake = FakeOpenAI()
+    try:
+        yield running, fake
+    finally:
+        fake.close()
+        running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import textwrap
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from tests.conftest import Server, create_key, start_server
-from tests.instrumentors import venv_python
+from tests.instrumentors import run_sdk
 
 from tracehive.model import Batch, Event
 from tracehive.server.scores import PENDING_FILE, PendingScores
@@ -61,11 +58,8 @@ def basic(public: str, secret: str) -> dict[str, str]:
 
 def run_langfuse(server: Server, public: str, secret: str, source: str = PROGRAM) -> tuple[str, str]:
     """Run a Langfuse program with only its host and keys set; returns what it printed and logged."""
-    env = {"PATH": os.environ["PATH"], "LANGFUSE_BASE_URL": server.url, "LANGFUSE_PUBLIC_KEY": public,
-           "LANGFUSE_SECRET_KEY": secret}  # fmt: skip
-    done = subprocess.run([str(venv_python("langfuse")), "-c", textwrap.dedent(source)], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    env = {"LANGFUSE_BASE_URL": server.url, "LANGFUSE_PUBLIC_KEY": public, "LANGFUSE_SECRET_KEY": secret}
+    done = run_sdk("langfuse", source, env)
     return done.stdout, done.stderr
 
 

@@ -3,14 +3,10 @@ environment variables), with its OpenAI autolog calling a fake OpenAI on loopbac
 
 from __future__ import annotations
 
-import os
 import subprocess
-import textwrap
-from collections.abc import Iterator
 
-import pytest
-from tests.conftest import Server, create_key, start_server
-from tests.instrumentors import FAKE_MODEL, FAKE_USAGE, FakeOpenAI, venv_python
+from tests.conftest import Server, create_key
+from tests.instrumentors import FAKE_MODEL, FAKE_USAGE, FakeOpenAI, run_sdk
 
 PROGRAM = """
     import mlflow
@@ -38,7 +34,6 @@ PROGRAM = """
 
 def run_mlflow(server: Server, key: str, fake: FakeOpenAI, **extra: str) -> subprocess.CompletedProcess:
     env = {
-        "PATH": os.environ["PATH"],
         "OPENAI_BASE_URL": fake.base_url,
         "OPENAI_API_KEY": "sk-fake",
         # mlflow-tracing 3.17 reads its tracking URI even when it only exports OTLP; unset, it
@@ -49,26 +44,13 @@ def run_mlflow(server: Server, key: str, fake: FakeOpenAI, **extra: str) -> subp
         "OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"authorization=Bearer {key}",
         **extra,
     }
-    done = subprocess.run([str(venv_python("mlflow")), "-c", textwrap.dedent(PROGRAM)], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_sdk("mlflow", PROGRAM, env)
     assert done.stdout.strip() == "It is sunny in Paris."
     return done
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, FakeOpenAI]]:
-    server = start_server(tmp_path_factory.mktemp("mlflow-data"))
-    fake = FakeOpenAI()
-    try:
-        yield server, fake
-    finally:
-        fake.close()
-        server.stop()
-
-
-def test_a_traced_program_lands_as_its_session_with_nested_events(served) -> None:
-    server, fake = served
+def test_a_traced_program_lands_as_its_session_with_nested_events(served_with_fake_openai) -> None:
+    server, fake = served_with_fake_openai
     key = create_key(server, "ml-shop")
     done = run_mlflow(server, key, fake)
     assert "Failed to export" not in done.stderr, done.stderr
@@ -90,8 +72,8 @@ def test_a_traced_program_lands_as_its_session_with_nested_events(served) -> Non
     assert second["outputs"] == {"role": "assistant", "content": "It is sunny in Paris."}
 
 
-def test_a_project_key_cannot_send_to_another_project(served) -> None:
-    server, fake = served
+def test_a_project_key_cannot_send_to_another_project(served_with_fake_openai) -> None:
+    server, fake = served_with_fake_openai
     key = create_key(server, "ml-own")
     done = run_mlflow(server, key, fake, OTEL_RESOURCE_ATTRIBUTES="tracehive.project=ml-other")
     assert "Failed to export spans batch code: 403" in done.stderr, done.stderr  # the app runs on

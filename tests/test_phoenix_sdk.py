@@ -3,14 +3,10 @@ at a real server by its endpoint and API key only, calling a fake OpenAI on loop
 
 from __future__ import annotations
 
-import os
 import subprocess
-import textwrap
-from collections.abc import Iterator
 
-import pytest
-from tests.conftest import Server, create_key, start_server
-from tests.instrumentors import FAKE_MODEL, FAKE_USAGE, FakeOpenAI, venv_python
+from tests.conftest import Server, create_key
+from tests.instrumentors import FAKE_MODEL, FAKE_USAGE, FakeOpenAI, run_sdk
 
 PROGRAM = """
     import sys
@@ -26,29 +22,14 @@ PROGRAM = """
 
 
 def run_phoenix(server: Server, key: str, fake: FakeOpenAI, project: str) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ["PATH"], "PHOENIX_API_KEY": key, "OPENAI_BASE_URL": fake.base_url,
-           "OPENAI_API_KEY": "sk-fake"}  # fmt: skip
-    endpoint = f"{server.url}/v1/traces"
-    done = subprocess.run([str(venv_python("phoenix")), "-c", textwrap.dedent(PROGRAM), endpoint, project], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    env = {"PHOENIX_API_KEY": key, "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-fake"}
+    done = run_sdk("phoenix", PROGRAM, env, f"{server.url}/v1/traces", project)
     assert done.stdout.strip() == "tool_calls"
     return done
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, FakeOpenAI]]:
-    server = start_server(tmp_path_factory.mktemp("phoenix-data"))
-    fake = FakeOpenAI()
-    try:
-        yield server, fake
-    finally:
-        fake.close()
-        server.stop()
-
-
-def test_register_sends_the_model_call_to_the_named_project(served) -> None:
-    server, fake = served
+def test_register_sends_the_model_call_to_the_named_project(served_with_fake_openai) -> None:
+    server, fake = served_with_fake_openai
     done = run_phoenix(server, server.key, fake, "px-shop")
     assert "Failed to export" not in done.stderr, done.stderr
     (session,) = server.get("/api/v1/sessions", project="px-shop")["sessions"]
@@ -61,8 +42,8 @@ def test_register_sends_the_model_call_to_the_named_project(served) -> None:
     assert [metadata[k] for k in FAKE_USAGE] == list(FAKE_USAGE.values())
 
 
-def test_a_project_key_cannot_send_to_another_project(served) -> None:
-    server, fake = served
+def test_a_project_key_cannot_send_to_another_project(served_with_fake_openai) -> None:
+    server, fake = served_with_fake_openai
     key = create_key(server, "px-own")
     done = run_phoenix(server, key, fake, "px-other")  # the app runs on; its export is refused
     assert "Failed to export spans batch code: 403" in done.stderr, done.stderr
