@@ -71,3 +71,16 @@ def test_mlflow_spans_map_onto_a_session_of_nested_events():
     assert first.namespaces["outputs"]["tool_calls"][0]["id"] == "call_weather_1"
     assert second.namespaces["outputs"] == {"role": "assistant", "content": "It is sunny in Paris."}
     assert [m["role"] for m in second.namespaces["inputs"]["chat_history"]] == ["user", "assistant", "tool"]
+
+
+def test_a_generation_of_langfuses_openai_wrapper_is_a_model_event():
+    root, generation = spans_to_batch(captured("langfuse_openai.jsonl"), "p").events
+    assert (root.event_type, generation.event_type, generation.parent_id) == ("chain", "model", root.event_id)
+    ns = generation.namespaces
+    assert ns["config"]["model"] == "gpt-4o-mini-2024-07-18"
+    assert ns["config"]["hyperparameters"]["temperature"] == 0.2
+    assert [m["role"] for m in ns["inputs"]["chat_history"]] == ["system", "user"]
+    assert ns["outputs"]["role"] == "assistant" and "content" not in ns["outputs"]  # null content dropped
+    assert ns["outputs"]["tool_calls"][0]["function"]["name"] == "get_weather"
+    metadata = ns["metadata"]  # OpenAI's usage names, as the wrapper sends them
+    assert (metadata["prompt_tokens"], metadata["completion_tokens"], metadata["total_tokens"]) == (120, 30, 150)

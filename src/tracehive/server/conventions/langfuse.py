@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracehive.server.conventions.base import DROP, Convention, Key, Prefix, json_value, kinds, text
+from tracehive.server.conventions.base import DROP, Convention, Key, Prefix, clean, json_value, kinds, text
 
 OBSERVATION = "langfuse.observation."
 TRACE_METADATA = "langfuse.trace.metadata"
@@ -84,9 +84,11 @@ def observation_input(value: Any) -> dict[str, Any]:
 
 
 def observation_output(value: Any) -> dict[str, Any]:
-    """An object (a message: role, content, tool calls) is the outputs; anything else is
-    ``outputs.content`` (a generation's text) under HoneyHive's name."""
-    return _as_object(value, "content")
+    """An object is the outputs (a message, from ``langfuse.openai``: role, content, tool calls,
+    without its empty fields); anything else is ``outputs.content`` (a generation's text), under
+    HoneyHive's names."""
+    output = _as_object(value, "content")
+    return clean(output) if "role" in output else output
 
 
 def metadata_values(value: Any) -> dict[str, Any] | None:
