@@ -11,7 +11,7 @@ from tests.conftest import Server, create_key, start_server
 from tests.instrumentors import run_sdk
 
 from tracehive.model import Batch, Event
-from tracehive.server.scores import PENDING_FILE, PendingScores
+from tracehive.server.scores import MAX_WAIT_SECONDS, PENDING_FILE, PendingScores
 from tracehive.store.columns import Rows
 
 PROJECT = "shop"
@@ -180,6 +180,9 @@ def test_a_waiting_score_is_on_disk_until_its_trace_comes(tmp_path) -> None:
     assert len(path.read_text().splitlines()) == 1
     # A project that fills its share cannot crowd out another project's scores.
     full = PendingScores(tmp_path / "full.jsonl", limit=2)
-    assert full.keep("a", [("t1", {"x": 1}), ("t2", {"x": 1}), ("t3", {"x": 1})]) == 2
-    assert full.keep("a", [("t4", {"x": 1})]) == 0
+    assert full.keep("a", [("t1", {"x": 1}), ("t2", {"x": 1}), ("t3", {"x": 1})], now=1000.0) == 2
+    assert full.keep("a", [("t4", {"x": 1})], now=2000.0) == 0
     assert full.keep("b", [("t1", {"x": 1})]) == 1
+    # A day on, the scores whose traces never came make room.
+    assert full.keep("a", [("t5", {"x": 1})], now=1000.0 + MAX_WAIT_SECONDS + 1) == 1
+    assert PendingScores(tmp_path / "full.jsonl").keep("a", [("t6", {"x": 1})], now=3000.0) == 1
