@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -127,6 +130,22 @@ def test_wrong_keys_are_refused_and_other_routes_name_themselves(served) -> None
             answer = client.request(method, path, headers=basic(public, secret))
             assert answer.status_code == 404
             assert f"{method} {path} is a Langfuse endpoint tracehive does not support" in answer.json()["detail"]
+
+
+def test_a_pair_is_listed_by_its_public_key_and_revoked_at_once(served) -> None:
+    server, _, _ = served
+    public, secret = langfuse_pair(server, PROJECT)
+
+    def keys(*args: str) -> str:
+        command = [sys.executable, "-m", "tracehive", "keys", *args, "--data-dir", str(server.data_dir)]
+        env = {**os.environ, "COLUMNS": "250"}  # a table wide enough to show the public key whole
+        return subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
+
+    assert public in keys("list") and secret not in (server.data_dir / "keys.json").read_text()
+    with httpx.Client(base_url=server.url, headers=basic(public, secret)) as client:
+        assert client.get("/api/public/projects").status_code == 200
+        keys("revoke", public)
+        assert client.get("/api/public/projects").status_code == 401
 
 
 def test_a_score_waits_for_its_trace_and_never_reaches_another_project(served) -> None:

@@ -186,14 +186,18 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None) -> None:
     """List the stored keys (ids and names; the keys themselves are not kept)."""
-    table = Table("id", "name", "project", "created")
+    table = Table("id", "name", "project", "created", "Langfuse public key")
     for key in _keyring(data_dir).stored():
-        table.add_row(*(escape(text) for text in (key.key_id, key.name, key.project or "(all: admin)", key.created)))
+        shown = (key.key_id, key.name, key.project or "(all: admin)", key.created, key.public_key or "")
+        table.add_row(*(escape(text) for text in shown))
     Console().print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")], data_dir: DataDir = None) -> None:
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id or name (or a Langfuse pair's public key).")],
+    data_dir: DataDir = None,
+) -> None:
     """Revoke a key; a running server refuses it at once."""
     removed = _keyring(data_dir).revoke(key)
     if not removed:

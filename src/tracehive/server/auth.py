@@ -120,7 +120,7 @@ class KeyRing:
     def revoke(self, key_id_or_name: str) -> list[StoredKey]:
         with self._lock:
             self._reload()
-            gone = [h for h, k in self._stored.items() if key_id_or_name in (k.key_id, k.name)]
+            gone = [h for h, k in self._stored.items() if key_id_or_name in (k.key_id, k.name, k.public_key)]
             removed = [self._stored.pop(h) for h in gone]
             if removed:
                 self._save()
