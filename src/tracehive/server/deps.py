@@ -40,7 +40,7 @@ class ServerState:
     pending: PendingScores = field(init=False)  # scores waiting for their trace
 
     def __post_init__(self) -> None:
-        self.logins = Logins(self.keys)
+        self.logins = Logins(self.keys, self.store)
         self.pending = PendingScores(self.settings.data_dir / PENDING_FILE)
 
 
