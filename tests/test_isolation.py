@@ -39,7 +39,7 @@ def two_projects(tmp_path_factory):
         trace_id, span_id = new_trace_id(), new_span_id()
         body = protobuf_request([{"trace_id": trace_id, "span_id": span_id,
                                   "attributes": {"user.id": f"user-of-{project}"}}])  # fmt: skip
-        response = httpx.post(f"{server.url}/v1/traces", content=body,
+        response = httpx.post(f"{server.url}/v1/traces", content=body, timeout=30,  # a busy machine is slow
                               headers={**PROTOBUF, "Authorization": f"Bearer {key}"})  # fmt: skip
         assert response.status_code == 200, response.text
         data[project] = {"session_id": trace_id, "event_id": span_id}
