@@ -10,8 +10,9 @@ other ``/api/public`` route answers 404 naming itself. See docs/langfuse.md.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -69,7 +70,7 @@ class Score(BaseModel):
     session_id: str | None = Field(None, alias="sessionId", min_length=1, max_length=MAX_ID)
     observation_id: str | None = Field(None, alias="observationId", min_length=1, max_length=MAX_ID)
     name: str = Field(min_length=1, max_length=MAX_NAME)
-    value: float | str
+    value: Annotated[float, Field(allow_inf_nan=False)] | str
     comment: str | None = Field(None, max_length=MAX_COMMENT)
     data_type: Literal["NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION"] | None = Field(None, alias="dataType")
 
@@ -85,7 +86,7 @@ class Score(BaseModel):
         return {"observations": {self.observation_id: entry}} if self.observation_id else entry
 
 
-_SCORES = TypeAdapter(list[Score] | Score)
+_SCORE_LIST = TypeAdapter(list[Score])
 
 
 def _trace_sessions(request: Request, project: str, trace_ids: list[str]) -> dict[str, str]:
@@ -146,14 +147,20 @@ async def _store_scores(request: Request, project: str, scores: list[Score]) -> 
 async def create_scores(request: Request, who: Principal = Depends(langfuse_principal)) -> Response:
     body = await ingest.read_body(request, state(request).settings.limits.max_body_bytes)
     try:
-        parsed = _SCORES.validate_json(body)
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HTTPException(400, f"scores: the body is not JSON: {exc}") from None
+    if isinstance(raw, list) and len(raw) > MAX_SCORES:
+        raise HTTPException(413, f"at most {MAX_SCORES} scores per request, got {len(raw)}")
+    if not isinstance(raw, list | dict):
+        raise HTTPException(400, "scores: the body must be a list of scores (or one score)")
+    try:
+        parsed = _SCORE_LIST.validate_python(raw) if isinstance(raw, list) else Score.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()))
         raise HTTPException(400, f"scores: {where or 'body'}: {first.get('msg')}") from None
     scores = parsed if isinstance(parsed, list) else [parsed]
-    if len(scores) > MAX_SCORES:
-        raise HTTPException(413, f"at most {MAX_SCORES} scores per request, got {len(scores)}")
     errors = [{"message": message} for message in await _store_scores(request, who.project or DEFAULT_PROJECT, scores)]
     if not isinstance(parsed, list):  # the older single-score request
         if errors:
