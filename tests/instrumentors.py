@@ -32,11 +32,16 @@ VENV_PACKAGES: dict[str, list[str]] = {
         *OTEL,
     ],
     "honeyhive-openinference": ["honeyhive==1.7.0", OPENAI, "openinference-instrumentation-openai>=0.1.66"],
-    # The peers' own SDKs (docs/langfuse.md, docs/phoenix.md, docs/mlflow.md).
-    "langfuse": ["langfuse>=5.0.4,<6"],
-    "phoenix": ["arize-phoenix-otel>=0.17", OPENAI, "openinference-instrumentation-openai>=0.1.66"],
-    # mlflow-tracing exports OTLP only with OpenTelemetry's HTTP exporter installed beside it.
-    "mlflow": ["mlflow-tracing>=3.17", "opentelemetry-exporter-otlp-proto-http>=1.30", OPENAI],
+    # The peers' own SDKs, which install side by side (docs/langfuse.md, docs/phoenix.md,
+    # docs/mlflow.md); mlflow-tracing exports OTLP only with OpenTelemetry's HTTP exporter beside it.
+    "peers": [
+        "langfuse>=5.0.4,<6",
+        "arize-phoenix-otel>=0.17",
+        "openinference-instrumentation-openai>=0.1.66",
+        "mlflow-tracing>=3.17",
+        OPENAI,
+        *OTEL,
+    ],
 }
 
 

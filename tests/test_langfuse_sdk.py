@@ -62,7 +62,7 @@ def basic(public: str, secret: str) -> dict[str, str]:
 def run_langfuse(server: Server, public: str, secret: str, source: str = PROGRAM) -> tuple[str, str]:
     """Run a Langfuse program with only its host and keys set; returns what it printed and logged."""
     env = {"LANGFUSE_BASE_URL": server.url, "LANGFUSE_PUBLIC_KEY": public, "LANGFUSE_SECRET_KEY": secret}
-    done = run_sdk("langfuse", source, env)
+    done = run_sdk("peers", source, env)
     return done.stdout, done.stderr
 
 

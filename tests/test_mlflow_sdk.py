@@ -44,7 +44,7 @@ def run_mlflow(server: Server, key: str, fake: FakeOpenAI, **extra: str) -> subp
         "OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"authorization=Bearer {key}",
         **extra,
     }
-    done = run_sdk("mlflow", PROGRAM, env)
+    done = run_sdk("peers", PROGRAM, env)
     assert done.stdout.strip() == "It is sunny in Paris."
     return done
 

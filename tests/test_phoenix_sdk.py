@@ -23,7 +23,7 @@ PROGRAM = """
 
 def run_phoenix(server: Server, key: str, fake: FakeOpenAI, project: str) -> subprocess.CompletedProcess:
     env = {"PHOENIX_API_KEY": key, "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-fake"}
-    done = run_sdk("phoenix", PROGRAM, env, f"{server.url}/v1/traces", project)
+    done = run_sdk("peers", PROGRAM, env, f"{server.url}/v1/traces", project)
     assert done.stdout.strip() == "tool_calls"
     return done
 
