@@ -152,7 +152,9 @@ def test_a_score_waits_for_its_trace_and_never_reaches_another_project(served) -
     server, (public, secret), _ = served
     trace_id = "a1" * 16
     scores = [{"id": "s1", "traceId": trace_id, "name": "accuracy", "value": 1, "dataType": "BOOLEAN"},
-              {"id": "s2", "sessionId": "elsewhere-1", "name": "stars", "value": 4}]  # fmt: skip
+              {"id": "s2", "sessionId": "elsewhere-1", "name": "stars", "value": 4},
+              {"id": "s3", "traceId": trace_id, "observationId": "b2" * 8, "name": "tone", "value": "polite",
+               "dataType": "CATEGORICAL", "comment": "kind"}]  # fmt: skip
     with httpx.Client(base_url=server.url, headers=basic(public, secret)) as client:
         answer = client.post("/api/public/scores", json=scores)
         assert (answer.status_code, answer.json()) == (202, {"message": "Accepted"})
@@ -181,7 +183,9 @@ def test_a_score_waits_for_its_trace_and_never_reaches_another_project(served) -
         partial = client.post("/api/public/scores", json=[{"name": "orphan", "value": 1}])
         assert partial.status_code == 207 and partial.json()["rejected"] == 1
     sessions = server.get("/api/v1/sessions", filter='session_id = "later-session"')["sessions"]
-    assert sorted((s["project"], s["feedback"]) for s in sessions) == [("other", {}), (PROJECT, {"accuracy": True})]
+    observation = {"b2" * 8: {"tone": "polite", "tone_comment": "kind"}}  # an event's score, on its session
+    expected = [("other", {}), (PROJECT, {"accuracy": True, "observations": observation})]
+    assert sorted((s["project"], s["feedback"]) for s in sessions) == expected
     assert server.get("/api/v1/sessions/elsewhere-1")["feedback"] == {"stars": 4.0}
 
 
