@@ -140,6 +140,15 @@ def check_hh_enrich(client, beta):
     assert beta_session(client, beta)["metadata"] == {}
 
 
+def check_hh_create_event(client, beta):
+    """An event naming beta is refused; one naming beta's session id makes a session of alpha's."""
+    response = client.post("/events", json={"event": {"event_name": "x", "project": "beta"}})
+    assert response.status_code == 403 and "beta" in response.json()["detail"]
+    event = {"event": {"event_name": "x", "session_id": beta["session_id"]}}
+    assert client.post("/events", json=event).status_code == 200
+    assert beta_session(client, beta)["event_count"] == 1
+
+
 def as_alpha_langfuse(client):
     return httpx.Client(base_url=client.base_url, headers=LANGFUSE_ALPHA)
 
@@ -184,6 +193,7 @@ ROUTES = {
     ("POST", "/session/start"): check_hh_session_start,
     ("POST", "/opentelemetry/v1/traces"): check_hh_ingest,
     ("PUT", "/events"): check_hh_enrich,
+    ("POST", "/events"): check_hh_create_event,
     ("POST", "/api/public/otel/v1/traces"): check_langfuse_ingest,
     ("POST", "/api/public/scores"): check_langfuse_scores,
     ("GET", "/api/public/projects"): check_langfuse_projects,
