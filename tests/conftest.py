@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,6 +63,16 @@ class Server:
             self.process.wait()
 
 
+def create_key(server: Server, project: str, *extra: str) -> str:
+    """A key made as a user makes one, ``tracehive keys create --project P``; returns what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tracehive", "keys", "create", "--project", project, "--data-dir", str(server.data_dir),
+         *extra],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
 def start_server(
     data_dir: Path, *extra: str, key: str = ADMIN_KEY, python: str = sys.executable, host: str = "127.0.0.1"
 ) -> Server:
@@ -105,6 +116,20 @@ def browser() -> Iterator:
 
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture(scope="module")
+def served_with_fake_openai(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Any]]:
+    """A server of the module's own and the fake OpenAI of tests/instrumentors.py, both on loopback."""
+    from tests.instrumentors import FakeOpenAI
+
+    running = start_server(tmp_path_factory.mktemp("server-data"))
+    fake = FakeOpenAI()
+    try:
+        yield running, fake
+    finally:
+        fake.close()
+        running.stop()
 
 
 @pytest.fixture(scope="session")

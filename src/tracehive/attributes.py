@@ -48,3 +48,5 @@ OTEL_EXCEPTION_MESSAGE = "exception.message"
 OI_INPUT_VALUE = "input.value"
 OI_OUTPUT_VALUE = "output.value"
 OI_SPAN_KIND = "openinference.span.kind"
+# A resource attribute: Phoenix's ``register(project_name=...)`` names the project with it.
+OI_PROJECT_NAME = "openinference.project.name"

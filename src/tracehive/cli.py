@@ -182,10 +182,22 @@ def _keyring(data_dir: Path | None) -> KeyRing:
 def keys_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "key",
     project: Annotated[str | None, typer.Option(help="Limit the key to this project; none: admin.")] = None,
+    langfuse: Annotated[
+        bool, typer.Option("--langfuse", help="Make a Langfuse public/secret key pair (needs --project).")
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Make a key and print it (only its hash is kept). A running server accepts it at once."""
     make_private(data_dir or default_data_dir())
+    if langfuse:
+        if project is None:
+            console.print("--langfuse needs --project: a Langfuse key pair writes to one project", style="red")
+            raise typer.Exit(2)
+        public, secret = _keyring(data_dir).create_langfuse_pair(name, project)
+        console.print(f"Created Langfuse key pair {name!r} for project {project!r}:", markup=False)
+        print(f"LANGFUSE_PUBLIC_KEY={public}")
+        print(f"LANGFUSE_SECRET_KEY={secret}")
+        return
     key = _keyring(data_dir).create(name, project)
     scope = "admin key" if project is None else f"key for project {project!r}"
     console.print(f"Created {scope} {name!r}:", markup=False)
@@ -195,14 +207,18 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None) -> None:
     """List the stored keys (ids and names; the keys themselves are not kept)."""
-    table = Table("id", "name", "project", "created")
+    table = Table("id", "name", "project", "created", "Langfuse public key")
     for key in _keyring(data_dir).stored():
-        table.add_row(*(escape(text) for text in (key.key_id, key.name, key.project or "(all: admin)", key.created)))
+        shown = (key.key_id, key.name, key.project or "(all: admin)", key.created, key.public_key or "")
+        table.add_row(*(escape(text) for text in shown))
     Console().print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")], data_dir: DataDir = None) -> None:
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id or name (or a Langfuse pair's public key).")],
+    data_dir: DataDir = None,
+) -> None:
     """Revoke a key; a running server refuses it at once."""
     removed = _keyring(data_dir).revoke(key)
     if not removed:

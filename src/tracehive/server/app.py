@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tracehive import __version__, dashboard
-from tracehive.server import api, honeyhive, honeyhive_read, ingest, prices_api
+from tracehive.server import api, honeyhive, honeyhive_read, ingest, langfuse, prices_api
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.datadir import make_private
 from tracehive.server.deps import ServerState, Settings
@@ -89,5 +89,6 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     app.include_router(prices_api.router)
     app.include_router(honeyhive.router)
     app.include_router(honeyhive_read.router)
+    app.include_router(langfuse.router)
     app.include_router(dashboard.router)
     return app

@@ -11,6 +11,7 @@ from tracehive.server.auth import KeyRing, Principal, bearer_token
 from tracehive.server.limits import Limits
 from tracehive.server.logins import SESSION_COOKIE, Logins
 from tracehive.server.prices import Prices
+from tracehive.server.scores import PENDING_FILE, PendingScores
 from tracehive.server.workers import IngestWorkers, default_ingest_workers
 from tracehive.store.base import QueryBudget, Store
 from tracehive.store.writer import BulkWriter
@@ -41,9 +42,11 @@ class ServerState:
     ingest_in_flight: int = 0  # only touched on the event loop
     prices: Prices = field(default_factory=Prices)  # the price table and each project's overrides
     logins: Logins = field(init=False)
+    pending: PendingScores = field(init=False)  # scores waiting for their trace
 
     def __post_init__(self) -> None:
         self.logins = Logins(self.keys, self.store)
+        self.pending = PendingScores(self.settings.data_dir / PENDING_FILE)
 
 
 def state(request: Request) -> ServerState:

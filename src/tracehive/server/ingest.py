@@ -11,7 +11,7 @@ import zlib
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tracehive.model import DEFAULT_PROJECT
+from tracehive.model import DEFAULT_PROJECT, Batch
 from tracehive.server.auth import Principal
 from tracehive.server.deps import ServerState, principal, state
 from tracehive.server.otlp import OtlpError
@@ -97,6 +97,7 @@ async def ingest(server: ServerState, who: Principal, content_type: str, body: b
         raise retry_later(str(exc)) from None
     enforce_project(who, rows)
     await commit(server, rows)
+    await apply_pending_scores(server, rows)
 
 
 class InFlight:
@@ -114,8 +115,28 @@ class InFlight:
         self.server.ingest_in_flight -= 1
 
 
+async def apply_pending_scores(server: ServerState, rows: Rows) -> None:
+    """Scores that came before their trace (see :mod:`tracehive.server.scores`), now onto its session."""
+    pending = server.pending
+    # A score holding the lock may be about to keep its feedback: wait for it. Otherwise nothing
+    # can change between this test and the return (no await), so a score coming later finds the
+    # trace stored.
+    if not pending and not pending.lock.locked():
+        return
+    async with pending.lock:
+        updates, keys = pending.updates_for(rows)
+        if updates:
+            await commit(server, Rows.of(Batch(sessions=updates)))
+            pending.forget(keys)
+
+
 @router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")
 async def export_traces(request: Request, who: Principal = Depends(principal)) -> Response:
+    return await ingest_otlp(request, who)
+
+
+async def ingest_otlp(request: Request, who: Principal) -> Response:
+    """Store one OTLP export for ``who`` (each route that takes OTLP authenticates its own way)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (PROTOBUF, JSON):
         raise HTTPException(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type!r}")

@@ -136,6 +136,10 @@ class Store(Protocol):
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         """A page of the events the query selects, by start time, and how many it selects in all."""
 
+    def trace_sessions(self, project: str, trace_ids: list[str], since: datetime | None = None) -> dict[str, str]:
+        """The session of each of ``trace_ids`` that has an event stored in ``project`` (starting at
+        or after ``since``, which lets a store skip older data), by trace id."""
+
     def list_users(self, query: SessionQuery) -> list[Row]:
         """One row per ``user_properties.user_id`` over the sessions the query selects."""
 

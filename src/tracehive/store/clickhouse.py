@@ -374,6 +374,19 @@ class ClickHouseStore:
         )
         return [record_row(_EVENT_COLUMNS, values) for values in rows], total
 
+    def trace_sessions(self, project: str, trace_ids: list[str], since: datetime | None = None) -> dict[str, str]:
+        params: dict[str, Any] = {"project": project, "trace_ids": trace_ids}
+        recent = ""
+        if since is not None:
+            recent = " AND start_time >= fromUnixTimestamp64Micro({since:Int64}, 'UTC')"
+            params["since"] = _micros(since)
+        rows = self._select(
+            f"SELECT trace_id, any(session_id) FROM {self._db}.events WHERE project = {{project:String}}"
+            f" AND has({{trace_ids:Array(String)}}, trace_id){recent} GROUP BY trace_id",
+            params,
+        )
+        return dict(rows)
+
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: dict[str, Any] = {"limit": query.limit}
         view = _session_view(self._db, _project_clause(query.projects, params))

@@ -14,6 +14,7 @@ import functools
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -668,6 +669,19 @@ class DuckDBStore:
             [*params, query.limit, query.offset],
         ).fetchall()
         return [record_row(_EVENT_COLUMNS, values) for values in rows], total
+
+    def trace_sessions(self, project: str, trace_ids: list[str], since: datetime | None = None) -> dict[str, str]:
+        params: list[Any] = [project, trace_ids]
+        recent = ""
+        if since is not None:
+            recent = " AND start_time >= ?"
+            params.append(since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since)
+        found = self._cursor().execute(
+            "SELECT trace_id, any_value(session_id) FROM events WHERE project = ? "
+            f"AND trace_id IN (SELECT unnest(?)){recent} GROUP BY trace_id",
+            params,
+        )
+        return dict(found.fetchall())
 
     @_budgeted
     def list_users(self, query: SessionQuery) -> list[Row]:
