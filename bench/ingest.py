@@ -167,7 +167,9 @@ def report(runs: list[PeerRun]) -> str:
     lines.append("")
     lines.append("| target | measured | status |\n|---|---|---|")
     lines.append(f"| shape 2 at least 0.4x shape 1's spans/s | {shape2_ratio:.2f}x | {verdict(shape2_ratio >= 0.4)} |")
-    lines.append(f"| shape 3 p50 at most 5x `GET /api/v1/health` p50 | {shape3_ratio:.1f}x | {verdict(shape3_ratio <= 5)} |")
+    lines.append(
+        f"| shape 3 p50 at most 5x `GET /api/v1/health` p50 | {shape3_ratio:.1f}x | {verdict(shape3_ratio <= 5)} |"
+    )
     lines.append(f"| shape 4 per span at most 2x shape 1 | CPU {shape4_ratio:.2f}x, time {shape4_rate:.2f}x | "
                  f"{verdict(max(shape4_ratio, shape4_rate) <= 2)} |")  # fmt: skip
     for shape in SHAPES:

@@ -84,8 +84,13 @@ def build_requests(run: int, sessions: int, sessions_per_request: int, users: in
     """Sessions of one turn, ``sessions_per_request`` to a request (shapes 1 and 2)."""
     now = time.time_ns()
     return [
-        encode([span for s in range(first, min(first + sessions_per_request, sessions))
-                for span in turn_spans(run, s, 0, users, now + s * 1000)])  # fmt: skip
+        encode(
+            [
+                span
+                for s in range(first, min(first + sessions_per_request, sessions))
+                for span in turn_spans(run, s, 0, users, now + s * 1000)
+            ]
+        )
         for first in range(0, sessions, sessions_per_request)
     ]
 

@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse
 from tracehive import __version__, dashboard
 from tracehive.server import api, honeyhive, honeyhive_read, ingest
 from tracehive.server.auth import KEYS_FILE, KeyRing
+from tracehive.server.consistency import ReadAfterWrite
 from tracehive.server.deps import ServerState, Settings
 from tracehive.server.workers import IngestWorkers
 from tracehive.store import open_store
+from tracehive.store.ingest_log import ingest_log_for
 from tracehive.store.writer import BulkWriter
 
 log = logging.getLogger("tracehive.server")
@@ -49,7 +51,7 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     if keys is None:
         keys, _ = open_keys(settings)
     store = open_store(settings.store_url, settings.data_dir)
-    writer = BulkWriter(store)
+    writer = BulkWriter(store, ingest_log=ingest_log_for(store))
     workers = IngestWorkers(settings.ingest_workers)
 
     @asynccontextmanager
@@ -69,6 +71,7 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, workers=workers, keys=keys)
+    app.add_middleware(ReadAfterWrite, writer=writer)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(ingest.router)

@@ -23,6 +23,9 @@ from tracehive.server.otlp import decode_json, decode_protobuf
 from tracehive.store.columns import Rows
 
 PROTOBUF = "application/x-protobuf"
+# A body this small (about ten spans) is mapped in about a millisecond, less than handing it to a
+# worker process and taking its rows back costs, so it is mapped on the event loop (bench/RESULTS.md).
+INLINE_BODY_BYTES = 8192
 JSON = "application/json"
 
 
@@ -81,6 +84,8 @@ class IngestWorkers:
         return self._pool if all(f.done() for f in self._starting) else None
 
     async def prepare(self, content_type: str, body: bytes, default_project: str, limits: Limits) -> Rows:
+        if len(body) <= INLINE_BODY_BYTES:
+            return prepare(content_type, body, default_project, limits)
         pool = self._ready_pool() if self.count else None
         if pool is None:
             return await asyncio.to_thread(prepare, content_type, body, default_project, limits)

@@ -115,6 +115,10 @@ class Rows:
         return cls(event_table(unique), list(batch.sessions), totals)
 
     @classmethod
+    def empty(cls) -> Rows:
+        return cls(EVENT_SCHEMA.empty_table(), [], [])
+
+    @classmethod
     def concat(cls, parts: list[Rows]) -> Rows:
         if len(parts) == 1:
             return parts[0]

@@ -88,6 +88,16 @@ MIGRATIONS = (
             )
         ),
     ),
+    # The last ingest log position the file holds, written in the same transaction as the batch
+    # (see tracehive.store.ingest_log); a file made before the log holds none of it.
+    Migration(
+        3,
+        "ingest log position",
+        (
+            "CREATE TABLE IF NOT EXISTS ingest_log (applied BIGINT NOT NULL)",
+            "INSERT INTO ingest_log SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM ingest_log)",
+        ),
+    ),
 )
 
 _TIME = pa.timestamp("us")
@@ -205,16 +215,22 @@ class DuckDBStore:
         self._db.close()
 
     # --- writes ---------------------------------------------------------------------------
-    def write(self, rows: Rows) -> None:
+    def log_position(self) -> int:
+        """The last ingest log position this file holds (0: none)."""
+        return self._cursor().execute("SELECT applied FROM ingest_log").fetchall()[0][0]
+
+    def write(self, rows: Rows, log_position: int | None = None) -> None:
+        """Write a batch in one transaction; ``log_position``: the ingest log's position it ends
+        at, recorded in the same transaction."""
         cursor = self._cursor()
         cursor.register("incoming_events", rows.events)
         try:
             try:
-                self._write(cursor, rows, fresh=True)
+                self._write(cursor, rows, fresh=True, log_position=log_position)
             except duckdb.ConstraintException:
                 # Some events are stored already (a client retried): start again, skipping those.
                 cursor.execute("ROLLBACK")
-                self._write(cursor, rows, fresh=False)
+                self._write(cursor, rows, fresh=False, log_position=log_position)
         except duckdb.Error as exc:
             # A failed COMMIT has already ended the transaction; only roll back one still open.
             with contextlib.suppress(duckdb.Error):
@@ -225,9 +241,11 @@ class DuckDBStore:
         finally:
             cursor.unregister("incoming_events")
 
-    def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> None:
+    def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool, log_position: int | None) -> None:
         cursor.execute("BEGIN TRANSACTION")
         self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions)
+        if log_position is not None:
+            cursor.execute("UPDATE ingest_log SET applied = ?", [log_position])
         cursor.execute("COMMIT")
 
     def _insert_events(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> list[SessionTotals]:
