@@ -82,9 +82,23 @@ def wait_stored(count: Callable[[], int], expected: int, deadline: float) -> tup
         time.sleep(0.1)
 
 
+def settled_count(count: Callable[[], int], deadline_seconds: float = 60) -> int:
+    """The stored count once it stops moving: a peer that stores after answering may still be
+    storing the previous shape, which must not count toward the next."""
+    deadline = time.monotonic() + deadline_seconds
+    last = count()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = count()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def run_shape(peer: Peer, shape: Shape, run: int, scale: float, budget: float) -> Result:
     bodies = shape.bodies(run, scale)
-    before = peer.count()
+    before = settled_count(peer.count)
     health = None
     if shape.key == "3":
         health = get_latencies(peer.health, 100)

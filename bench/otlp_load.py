@@ -127,12 +127,21 @@ class Sent:
     latencies: list[float] = field(default_factory=list)  # seconds per request, in completion order
 
 
-def send(endpoint: str, headers: dict[str, str], bodies: list[bytes], clients: int, deadline: float = 1e18) -> Sent:
+def send(
+    endpoint: str,
+    headers: dict[str, str],
+    bodies: list[bytes],
+    clients: int,
+    deadline: float = 1e18,
+    interval: float = 0.0,
+) -> Sent:
     """POST every body in order, ``clients`` connections at once, each taking the next unsent body;
-    stop taking bodies at ``deadline`` (time.monotonic())."""
+    stop taking bodies at ``deadline`` (time.monotonic()); start requests at least ``interval``
+    seconds apart (a steady rate)."""
     parts = urlsplit(endpoint)
     lock = threading.Lock()
     pending = list(reversed(bodies))
+    next_start = [time.monotonic()]
     failures = [0]
     latencies: list[float] = []
     all_headers = {"Content-Type": "application/x-protobuf", **headers}
@@ -144,6 +153,10 @@ def send(endpoint: str, headers: dict[str, str], bodies: list[bytes], clients: i
                 if not pending or time.monotonic() >= deadline:
                     break
                 body = pending.pop()
+                wait = next_start[0] - time.monotonic()
+                next_start[0] = max(next_start[0], time.monotonic()) + interval
+            if wait > 0:
+                time.sleep(wait)
             started = time.perf_counter()
             for _ in range(50):  # an overloaded server says 503: retry, as an exporter would
                 connection.request("POST", parts.path, body=body, headers=all_headers)
