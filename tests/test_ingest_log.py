@@ -142,7 +142,12 @@ def test_stored_segments_are_deleted(tmp_path, monkeypatch):
     writer = BulkWriter(store, ingest_log=log)
     for n in range(5):
         writer.submit(rows_of(f"s{n}", 1)).result(10)
+        if n == 3:
+            waiting = writer.caught_up()
+            if waiting is not None:
+                waiting.result(10)
+            assert len(list(log.folder.iterdir())) == 1  # only the newest, being appended to
     writer.close()
     assert store.log_position() == 5
-    assert len(list(log.folder.iterdir())) == 1  # only the newest, being appended to
+    assert list(log.folder.iterdir()) == []  # a clean stop leaves none
     store.close()

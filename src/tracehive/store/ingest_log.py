@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 LOG_FOLDER = "ingest-log"
 _HEADER = struct.Struct("<QII")  # position, payload length, CRC-32 of the payload
 _META_LENGTH = struct.Struct("<I")
-_SEGMENT_BYTES = 64 << 20
+_SEGMENT_BYTES = 16 << 20
 _SUFFIX = ".log"
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -149,10 +149,17 @@ class IngestLog:
                 first = self._segments.pop(0)
             self._path(first).unlink(missing_ok=True)
 
-    def close(self) -> None:
+    def close(self, applied: int | None = None) -> None:
+        """Stop appending; with ``applied`` at the newest position (a clean stop), delete every
+        segment, as the store holds all of them."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if applied is not None and applied >= self.last:
+            with self._lock:
+                gone, self._segments = self._segments, []
+            for first in gone:
+                self._path(first).unlink(missing_ok=True)
 
 
 def ingest_log_for(store: object) -> IngestLog | None:

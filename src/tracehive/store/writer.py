@@ -123,7 +123,7 @@ class BulkWriter:
         for thread in self._threads:
             thread.join(timeout)
         if self._log is not None:
-            self._log.close()
+            self._log.close(applied=None if any(t.is_alive() for t in self._threads) else self._applied)
 
     def _done(self, count: int) -> None:
         with self._pending_lock:
@@ -242,6 +242,7 @@ class BulkWriter:
                 except Exception:
                     log.exception("cannot record passing over ingest log record %d", last)
                 break
+        self._log.discard(last)
         with self._positions:
             self._applied = last
             ready = [future for target, future in self._waiters if target <= last]
@@ -249,4 +250,3 @@ class BulkWriter:
         for future in ready:
             if not future.done():  # a read that stopped waiting may have cancelled it
                 future.set_result(None)
-        self._log.discard(last)
