@@ -65,7 +65,8 @@ class Result:
 
     @property
     def rate(self) -> float:
-        return self.spans_stored / self.seconds if self.seconds else 0.0
+        # A peer still storing an earlier shape's spans can count more than this shape sent.
+        return min(self.spans_stored, self.spans_sent) / self.seconds if self.seconds else 0.0
 
     @property
     def cpu_us_per_span(self) -> float:

@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from tracehive.server.limits import Limits, check_spans, enforce_batch
 from tracehive.server.mapping import spans_to_batch
 from tracehive.server.otlp import decode_json, decode_protobuf
+from tracehive.server.prices import Prices
 from tracehive.store.columns import Rows
 
 PROTOBUF = "application/x-protobuf"
@@ -38,11 +39,11 @@ class WorkerLost(RuntimeError):
     """A worker process died (killed, out of memory) while holding a request; it is replaced."""
 
 
-def prepare(content_type: str, body: bytes, default_project: str, limits: Limits) -> Rows:
+def prepare(content_type: str, body: bytes, default_project: str, limits: Limits, prices: Prices | None = None) -> Rows:
     """Decode, check and map one request body (raises OtlpError with what is wrong)."""
     spans = decode_protobuf(body) if content_type == PROTOBUF else decode_json(body)
     check_spans(spans, limits)
-    batch = spans_to_batch(spans, default_project)
+    batch = spans_to_batch(spans, default_project, prices)
     enforce_batch(batch, limits)
     return Rows.of(batch)
 
@@ -83,14 +84,17 @@ class IngestWorkers:
             self._starting = [self._pool.submit(_ready) for _ in range(self.count)]
         return self._pool if all(f.done() for f in self._starting) else None
 
-    async def prepare(self, content_type: str, body: bytes, default_project: str, limits: Limits) -> Rows:
+    async def prepare(
+        self, content_type: str, body: bytes, default_project: str, limits: Limits, prices: Prices | None = None
+    ) -> Rows:
+        args = (content_type, body, default_project, limits, prices)
         if len(body) <= INLINE_BODY_BYTES:
-            return prepare(content_type, body, default_project, limits)
+            return prepare(*args)
         pool = self._ready_pool() if self.count else None
         if pool is None:
-            return await asyncio.to_thread(prepare, content_type, body, default_project, limits)
+            return await asyncio.to_thread(prepare, *args)
         try:
-            return await asyncio.wrap_future(pool.submit(prepare, content_type, body, default_project, limits))
+            return await asyncio.wrap_future(pool.submit(prepare, *args))
         except BrokenProcessPool:
             if self._pool is pool:  # the first request to notice replaces the pool
                 self._pool = None

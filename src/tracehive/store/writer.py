@@ -14,11 +14,12 @@ growing without limit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 from tracehive.store.base import Store, StoreFullError
 from tracehive.store.columns import Rows
@@ -56,6 +57,16 @@ def _take(source: queue.SimpleQueue, limit: int, first: object = None) -> tuple[
         taken.append(item)
         size += len(item[0])
     return taken, False
+
+
+def _settle(future: Future, error: Exception | None = None) -> None:
+    """Complete a future unless its waiter gave up on it (a client that hung up, a read that
+    stopped waiting cancels it): the batch is durable all the same."""
+    with contextlib.suppress(InvalidStateError):
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 class BulkWriter:
@@ -180,22 +191,22 @@ class BulkWriter:
         self._applying.put(_STOP)
 
     def _append(self, taken: list[tuple[Rows, Future]]) -> None:
-        payloads = []
+        payloads, kept = [], []
         for rows, future in taken:
             try:
                 payloads.append(encode(rows))
+                kept.append((rows, future))
             except Exception as exc:  # a value the log cannot hold fails its own request only
                 log.warning("ingest log: cannot encode a batch: %s", exc)
-                future.set_exception(exc)
+                _settle(future, exc)
                 self._done(len(rows))
-        kept = [(rows, future) for rows, future in taken if not future.done()]
         if not kept:
             return
         try:
             last = self._log.append(payloads)
         except Exception as exc:
             for _, future in kept:
-                future.set_exception(exc)
+                _settle(future, exc)
             self._done(sum(len(rows) for rows, _ in kept))
             return
         for position, (rows, _) in enumerate(kept, last - len(kept) + 1):
@@ -203,7 +214,7 @@ class BulkWriter:
         with self._positions:  # after the store thread has them, before anyone hears back
             self._acked = last
         for _, future in kept:
-            future.set_result(None)
+            _settle(future)
 
     def _run_apply(self) -> None:
         stop = False
@@ -248,5 +259,4 @@ class BulkWriter:
             ready = [future for target, future in self._waiters if target <= last]
             self._waiters = [(target, future) for target, future in self._waiters if target > last]
         for future in ready:
-            if not future.done():  # a read that stopped waiting may have cancelled it
-                future.set_result(None)
+            _settle(future)
