@@ -7,13 +7,12 @@ position, segments dropped once stored)."""
 from __future__ import annotations
 
 import random
-import signal
 import threading
-import time
 
 import httpx
 from tests.conftest import ADMIN_KEY, start_server
 from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
+from tests.test_durability import kill_9_under_load
 
 from tracehive.model import Batch, Event, SessionUpdate
 from tracehive.store.columns import Rows
@@ -44,26 +43,9 @@ def send_small_requests(url: str, seed: int, acknowledged: dict[str, set[str]], 
 
 
 def test_small_interleaved_requests_survive_kill_9_and_count_once(tmp_path):
-    rng = random.Random(3)
     acknowledged: dict[str, set[str]] = {}
-    for round_ in range(3):
-        server = start_server(tmp_path)
-        stop = threading.Event()
-        clients = [threading.Thread(target=send_small_requests, args=(server.url, round_ * 10 + n, acknowledged, stop))
-                   for n in range(4)]  # fmt: skip
-        before = sum(len(spans) for spans in acknowledged.values())
-        for client in clients:
-            client.start()
-        # Kill at a random moment once the load flows (on a busy machine it takes a while to start).
-        deadline = time.monotonic() + 60
-        while sum(len(spans) for spans in acknowledged.values()) < before + 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait()
-        stop.set()
-        for client in clients:
-            client.join()
+    kill_9_under_load(tmp_path, lambda url, seed, stop: send_small_requests(url, seed, acknowledged, stop),
+                      lambda: sum(len(spans) for spans in acknowledged.values()), clients=4)  # fmt: skip
     server = start_server(tmp_path)
     try:
         sessions = {sid: server.get(f"/api/v1/sessions/{sid}") for sid in acknowledged}

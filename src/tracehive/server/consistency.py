@@ -10,7 +10,7 @@ import contextlib
 from tracehive.store.writer import BulkWriter
 
 # OTLP ingest waits for nothing (it only appends); health must answer however busy the writer is.
-_NO_WAIT = frozenset({"/v1/traces", "/api/v1/health"})
+_NO_WAIT = frozenset({"/v1/traces", "/opentelemetry/v1/traces", "/api/v1/health"})
 # A store that cannot take writes (a full disk) must not hang reads: past this, they read as is.
 _MAX_WAIT_SECONDS = 10.0
 
