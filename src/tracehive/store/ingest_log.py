@@ -9,7 +9,9 @@ again, so nothing acknowledged is lost and nothing is written twice.
 
 A record is a header (position, length, CRC-32 of the payload) and the payload: the session
 updates and totals as JSON, then the events as an Arrow IPC stream. Records live in segment files
-named by their first position; a segment is deleted once the store holds all of it.
+named by their first position; a segment is deleted once the store holds all of it. The server
+replays the log as it starts (:class:`~tracehive.store.writer.BulkWriter`); anything else that
+opens the DuckDB file after a crash must do the same first, or it sees less than was answered.
 """
 
 from __future__ import annotations
