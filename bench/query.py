@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common import ADMIN_KEY, DATA, percentile, proc_cpu_seconds, start_tracehive, table, write_section
-from tracehive.model import NAMESPACES
+from tracehive.model import COST, NAMESPACES, USAGE_FIELDS
 from tracehive.store import DUCKDB_FILE
 from tracehive.store.columns import EVENT_COLUMNS
 from tracehive.store.duckdb import _INSERT_SESSIONS as INSERT_SESSIONS  # the store's own statement
@@ -108,6 +108,10 @@ def make_chunk(
         "event_count": pa.array(np.full(count, EVENTS_PER_SESSION)),
         "error_count": pa.array(failed.reshape(count, EVENTS_PER_SESSION).sum(axis=1).astype(np.int64)),
     })  # fmt: skip
+    for name in USAGE_FIELDS:  # no model event here carries tokens; cost stays unknown
+        sessions = sessions.append_column(
+            name, pa.nulls(count, pa.float64()) if name == COST else pa.array(np.zeros(count, np.int64))
+        )
     session_namespaces = {"user_properties": user_properties, "metadata": metadata}
     for ns in NAMESPACES:
         sessions = sessions.append_column(ns, session_namespaces.get(ns, pa.array(["{}"] * count)))
