@@ -1,13 +1,14 @@
-"""Ingest benchmark: spans stored and queryable per second, tracehive against Arize Phoenix.
+"""Ingest benchmark: four shapes of OTLP/HTTP traffic against tracehive, Arize Phoenix and MLflow.
 
-    python bench/ingest.py [--sessions 10000] [--phoenix-sessions 300] [--clients 4]
+    python bench/ingest.py [--scale 1.0] [--peer-seconds 20] [--only tracehive]
 
-Both servers get the same OTLP/HTTP protobuf load (sessions of 10 spans with user properties,
-metadata, inputs and outputs, 50 sessions per request, a few concurrent clients), one after the
-other. The clock runs from the first request to the moment the server's own read API shows every
-span; peak memory sums the high-water marks (VmHWM) of the server's processes. Phoenix (SQLite)
-stores slowly, so it gets a smaller load and a deadline; its rate is computed over what it had
-stored by then.
+Each server is started as a user starts it and gets, one after another, the four shapes real apps
+send: (1) 4 clients sending 500-span requests; (2) 16 clients sending 10-span requests; (3) one
+client sending one span per request, one after another, timed against the server's cheapest GET;
+(4) long sessions, 200 spans each arriving in 20 requests over the run, interleaved with other
+sessions. A shape's clock runs from its first request until the server's own read API shows every
+span it acknowledged. The peers store about a hundred spans per second, so they get a smaller load
+and a time limit; their rate is what they stored over the time it took.
 """
 
 from __future__ import annotations
@@ -15,36 +16,61 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
+from common import DATA, percentile, table, write_section
+from otlp_load import SPANS_PER_TURN, build_long_sessions, build_requests, build_single_spans, get_latencies, send
+from peers import MLFLOW, PHOENIX, STARTERS, Peer
 
-from common import ADMIN_KEY, DATA, Server, free_port, start_tracehive, table, venv, wait_http, write_section
-from otlp_load import SPANS_PER_SESSION, build_requests, send
-
-PHOENIX = "arize-phoenix==20.26.1"
-SESSIONS_PER_REQUEST = 50
-USERS = 100  # few enough that the users view lists them all, so its counts add up to every span
+USERS = 100
 
 
 @dataclass
-class Outcome:
-    name: str
+class Shape:
+    key: str
+    title: str
+    clients: int
+    spans_per_request: int
+    bodies: Callable[[int, float], list[bytes]]  # (run, scale) -> request bodies
+
+
+def _long(run: int, scale: float) -> list[bytes]:
+    return build_long_sessions(run, max(5, int(100 * scale)), 20, 5, USERS)
+
+
+SHAPES = (
+    Shape("1", "4 clients, 500-span requests", 4, 500,
+          lambda run, scale: build_requests(run, max(50, int(10_000 * scale)), 50, USERS)),
+    Shape("2", "16 clients, 10-span requests", 16, 10,
+          lambda run, scale: build_requests(run, max(16, int(2_000 * scale)), 1, USERS)),
+    Shape("3", "1 client, 1 span per request, sequential", 1, 1,
+          lambda run, scale: build_single_spans(run, max(50, int(1_000 * scale)), USERS)),
+    Shape("4", "long sessions: 200 spans in 20 requests each, 5 sessions per 50-span request, 4 clients", 4, 50,
+          _long),
+)  # fmt: skip
+
+
+@dataclass
+class Result:
     spans_sent: int
     spans_stored: int
     seconds: float
-    ack_seconds: float
-    peak_rss_mb: float
+    cpu_seconds: float
+    latencies: list[float]
     failures: int
-    cpu_seconds: float  # the server's processes, from the first request until all was queryable
+    load: float
+    health_p50: float | None = None
 
     @property
     def rate(self) -> float:
-        return self.spans_stored / self.seconds
+        # A peer still storing an earlier shape's spans can count more than this shape sent.
+        return min(self.spans_stored, self.spans_sent) / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_span(self) -> float:
+        return self.cpu_seconds / max(self.spans_stored, 1) * 1e6
 
 
 def wait_stored(count: Callable[[], int], expected: int, deadline: float) -> tuple[int, float]:
@@ -54,115 +80,151 @@ def wait_stored(count: Callable[[], int], expected: int, deadline: float) -> tup
         now = time.monotonic()
         if stored >= expected or now >= deadline:
             return stored, now
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
-def run_load(name: str, server: Server, endpoint: str, headers: dict, count: Callable[[], int],
-             sessions: int, clients: int, timeout: float) -> Outcome:  # fmt: skip
-    bodies = build_requests(run=1, sessions=sessions, sessions_per_request=SESSIONS_PER_REQUEST, users=USERS)
-    expected = sessions * SPANS_PER_SESSION
-    print(f"{name}: sending {expected} spans in {len(bodies)} requests from {clients} clients...")
-    cpu_before = server.cpu_seconds()
-    sent = send(endpoint, headers, bodies, clients)
-    stored, done = wait_stored(count, expected, sent.first_request + timeout)
-    outcome = Outcome(name, expected, stored, done - sent.first_request, sent.last_answer - sent.first_request,
-                      server.peak_rss_mb(), sent.failures, server.cpu_seconds() - cpu_before)  # fmt: skip
-    print(f"  acknowledged in {outcome.ack_seconds:.1f} s, {stored}/{expected} queryable after "
-          f"{outcome.seconds:.1f} s: {outcome.rate:,.0f} spans/s, peak RSS {outcome.peak_rss_mb:.0f} MB")  # fmt: skip
-    return outcome
+def settled_count(count: Callable[[], int], deadline_seconds: float = 60) -> int:
+    """The stored count once it stops moving: a peer that stores after answering may still be
+    storing the previous shape, which must not count toward the next."""
+    deadline = time.monotonic() + deadline_seconds
+    last = count()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = count()
+        if now == last:
+            return now
+        last = now
+    return last
 
 
-def bench_tracehive(sessions: int, clients: int) -> Outcome:
-    data_dir = DATA / "ingest-tracehive"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    server = start_tracehive(data_dir)
-    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-    def count() -> int:
-        users = httpx.get(f"{server.url}/api/v1/users", params={"limit": 1000}, headers=auth, timeout=60)
-        return sum(user["event_count"] for user in users.json()["users"])
-
-    try:
-        return run_load("tracehive", server, f"{server.url}/v1/traces", auth, count, sessions, clients, 600)
-    finally:
-        server.stop()
-
-
-def start_phoenix(data_dir: Path) -> Server:
-    python = venv("phoenix", PHOENIX)
-    port = free_port()
-    env = {**os.environ, "PHOENIX_WORKING_DIR": str(data_dir), "PHOENIX_PORT": str(port),
-           "PHOENIX_GRPC_PORT": str(free_port()), "PHOENIX_HOST": "127.0.0.1",
-           "PHOENIX_TELEMETRY_ENABLED": "false"}  # fmt: skip
-    log = data_dir.parent / "phoenix.log"
-    process = subprocess.Popen([str(python.parent / "phoenix"), "serve"], env=env, stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", 180, process)
-    return Server(url, process, log)
+def run_shape(peer: Peer, shape: Shape, run: int, scale: float, budget: float) -> Result:
+    bodies = shape.bodies(run, scale)
+    before = settled_count(peer.count)
+    health = None
+    if shape.key == "3":
+        health = get_latencies(peer.health, 100)
+    cpu_before = peer.server.cpu_seconds()
+    started = time.monotonic()
+    sent = send(peer.endpoint, peer.headers, bodies, shape.clients, deadline=started + budget)
+    acked = (len(sent.latencies) - sent.failures) * shape.spans_per_request
+    stored, done = wait_stored(peer.count, before + acked, sent.last_answer + budget)
+    cpu = peer.server.cpu_seconds() - cpu_before
+    if health is not None:
+        health += get_latencies(peer.health, 100)
+    result = Result(len(sent.latencies) * shape.spans_per_request, stored - before, done - sent.first_request,
+                    cpu, sent.latencies, sent.failures, os.getloadavg()[0],
+                    None if health is None else percentile(health, 0.5))  # fmt: skip
+    print(f"  shape {shape.key}: {result.spans_stored:,}/{result.spans_sent:,} stored in {result.seconds:.1f} s, "
+          f"{result.rate:,.0f} spans/s, p50 {percentile(sent.latencies, 0.5) * 1e3:.1f} ms, "
+          f"p95 {percentile(sent.latencies, 0.95) * 1e3:.1f} ms, {result.cpu_us_per_span:,.0f} us CPU/span, "
+          f"{sent.failures} failed, load {result.load:.1f}", flush=True)  # fmt: skip
+    return result
 
 
-def bench_phoenix(sessions: int, clients: int, timeout: float) -> Outcome:
-    data_dir = DATA / "ingest-phoenix"
+def disk_bytes(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+@dataclass
+class PeerRun:
+    name: str
+    results: dict[str, Result]
+    peak_rss_mb: float
+    bytes_per_span: float
+    spans_stored: int
+
+
+def bench_peer(name: str, scale: float, budget: float) -> PeerRun:
+    data_dir = DATA / f"ingest-{name}"
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    server = start_phoenix(data_dir)
-    query = "{ projects { edges { node { recordCount } } } }"
-
-    def count() -> int:
-        answer = httpx.post(f"{server.url}/graphql", json={"query": query}, timeout=60).json()
-        return sum(edge["node"]["recordCount"] for edge in answer["data"]["projects"]["edges"])
-
+    print(f"{name}: starting...", flush=True)
+    peer = STARTERS[name](data_dir)
+    empty = disk_bytes(data_dir)
+    results = {}
     try:
-        return run_load("phoenix", server, f"{server.url}/v1/traces", {}, count, sessions, clients, timeout)
+        for number, shape in enumerate(SHAPES):
+            results[shape.key] = run_shape(peer, shape, run=number + 1, scale=scale, budget=budget)
+        peak = peer.server.peak_rss_mb()
+        stored = peer.count()
     finally:
-        server.stop()
+        peer.server.stop()
+    size = disk_bytes(data_dir) - empty  # after a clean stop: write-ahead logs folded in
+    return PeerRun(name, results, peak, size / max(stored, 1), stored)
 
 
-def report(ours: Outcome, phoenix: Outcome, clients: int) -> str:
-    ratio = ours.rate / phoenix.rate
-    rows = [
-        (o.name, f"{o.spans_sent:,}", f"{o.spans_stored:,}", f"{o.ack_seconds:.1f}", f"{o.seconds:.1f}",
-         f"**{o.rate:,.0f}**", f"{o.cpu_seconds / max(o.spans_stored, 1) * 1e6:.0f}", f"{o.peak_rss_mb:.0f}",
-         o.failures)
-        for o in (ours, phoenix)
-    ]  # fmt: skip
-    verdict = "met" if ratio >= 300 else "NOT met"
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}"
+
+
+def report(runs: list[PeerRun]) -> str:
+    ours = runs[0]
+    peers = runs[1:]
+    lines = []
+    rows = []
+    for shape in SHAPES:
+        for run in runs:
+            r = run.results[shape.key]
+            extra = f" (health {_ms(r.health_p50)})" if r.health_p50 is not None else ""
+            rows.append((shape.key, run.name, f"{r.spans_stored:,}/{r.spans_sent:,}", f"{r.seconds:.1f}",
+                         f"**{r.rate:,.0f}**", _ms(percentile(r.latencies, 0.5)) + extra,
+                         _ms(percentile(r.latencies, 0.95)), f"{r.cpu_us_per_span:,.0f}", r.failures,
+                         f"{r.load:.1f}"))  # fmt: skip
+    header = ("shape", "server", "spans stored/sent", "s", "spans/s", "p50 ms", "p95 ms", "CPU us/span",
+              "failed", "load avg")  # fmt: skip
+    lines.append(table(header, rows))
+    res = ours.results
+    shape2_ratio = res["2"].rate / res["1"].rate
+    shape3_ratio = percentile(res["3"].latencies, 0.5) / res["3"].health_p50
+    shape4_ratio = res["4"].cpu_us_per_span / res["1"].cpu_us_per_span
+    shape4_rate = res["1"].rate / res["4"].rate
+    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    lines.append("")
+    lines.append("| target | measured | status |\n|---|---|---|")
+    lines.append(f"| shape 2 at least 0.4x shape 1's spans/s | {shape2_ratio:.2f}x | {verdict(shape2_ratio >= 0.4)} |")
+    lines.append(
+        f"| shape 3 p50 at most 5x `GET /api/v1/health` p50 | {shape3_ratio:.1f}x | {verdict(shape3_ratio <= 5)} |"
+    )
+    lines.append(f"| shape 4 per span at most 2x shape 1 | CPU {shape4_ratio:.2f}x, time {shape4_rate:.2f}x | "
+                 f"{verdict(max(shape4_ratio, shape4_rate) <= 2)} |")  # fmt: skip
+    for shape in SHAPES:
+        best = max(peers, key=lambda p: p.results[shape.key].rate) if peers else None
+        if best is None:
+            continue
+        ratio = res[shape.key].rate / max(best.results[shape.key].rate, 1e-9)
+        lines.append(f"| shape {shape.key} at least 30x the better peer | {ratio:,.0f}x {best.name} | "
+                     f"{verdict(ratio >= 30)} |")  # fmt: skip
+    rss = " ".join(f"{run.name} {run.peak_rss_mb:.0f} MB;" for run in runs)
+    lines.append("")
+    lines.append(f"Peak memory (sum of each process's VmHWM, server and its workers): {rss}")
+    disk = " ".join(f"{run.name} {run.bytes_per_span:,.0f} B/span over {run.spans_stored:,} spans;" for run in runs)
+    lines.append(f"Disk (data folder after a clean stop, less the empty server's): {disk}")
     return (
-        f"Load: sessions of {SPANS_PER_SESSION} spans (user properties, metadata, inputs, outputs), "
-        f"{SESSIONS_PER_REQUEST} sessions per OTLP/HTTP protobuf request, {clients} concurrent clients, "
-        f"{USERS} users. Phoenix: {PHOENIX}, `phoenix serve` with SQLite.\n\n"
-        + table(
-            (
-                "server",
-                "spans sent",
-                "spans queryable",
-                "acked (s)",
-                "queryable (s)",
-                "spans/s",
-                "server CPU (us/span)",
-                "peak RSS (MB)",
-                "failed requests",
-            ),
-            rows,
-        )
-        + f"\n\n**tracehive / Phoenix: {ratio:,.0f}x** stored-and-queryable spans per second "
-        f"(target at least 300x: {verdict}); peak memory {ours.peak_rss_mb:.0f} MB vs {phoenix.peak_rss_mb:.0f} MB."
+        f"Shapes: {'; '.join(f'({s.key}) {s.title}' for s in SHAPES)}. Each turn is a trace of "
+        f"{SPANS_PER_TURN} spans with user properties, metadata, inputs and outputs. Peers: {PHOENIX} "
+        f"(`phoenix serve`, SQLite), {MLFLOW} (`mlflow server --workers 1`, SQLite). Shape 3's p50 is "
+        "next to the p50 of the server's health GET (tracehive `GET /api/v1/health`, Phoenix "
+        "`/healthz`, MLflow `/health`) measured before and after it.\n\n" + "\n".join(lines)
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=10_000, help="sessions sent to tracehive")
-    parser.add_argument("--phoenix-sessions", type=int, default=300, help="sessions sent to Phoenix")
-    parser.add_argument("--phoenix-timeout", type=float, default=90, help="seconds Phoenix gets to store them")
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--scale", type=float, default=1.0, help="tracehive's load, 1.0 = 100k + 20k + 1k + 20k spans")
+    parser.add_argument("--peer-scale", type=float, default=0.05, help="the peers' load relative to tracehive's")
+    parser.add_argument("--peer-seconds", type=float, default=20, help="seconds each peer gets per shape")
+    parser.add_argument("--only", choices=sorted(STARTERS), action="append", help="run only these servers")
     args = parser.parse_args()
-    ours = bench_tracehive(args.sessions, args.clients)
-    phoenix = bench_phoenix(args.phoenix_sessions, args.clients, args.phoenix_timeout)
-    body = report(ours, phoenix, args.clients)
+    names = args.only or ["tracehive", "phoenix", "mlflow"]
+    runs = []
+    for name in names:
+        ours = name == "tracehive"
+        runs.append(bench_peer(name, args.scale if ours else args.scale * args.peer_scale,
+                               600 if ours else args.peer_seconds))  # fmt: skip
+    body = report(runs)
     print("\n" + body)
-    write_section("ingest", "Ingest (`python bench/ingest.py`)", body)
+    if names[0] == "tracehive" and len(names) == 3:
+        write_section("ingest", "Ingest (`python bench/ingest.py`)", body)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -45,26 +46,35 @@ def stored_counts(server, project: str = "default") -> dict[str, int]:
             return counts
 
 
-def test_acknowledged_spans_survive_kill_9(tmp_path):
+def kill_9_under_load(tmp_path, client: Callable[[str, int, threading.Event], None], acknowledged: Callable[[], int],
+                      clients: int = 3, rounds: int = 3) -> None:  # fmt: skip
+    """``rounds`` times: start the server, run ``clients`` threads of ``client(url, number, stop)``
+    and kill -9 the server at a random moment once ``acknowledged()`` has grown by five."""
     rng = random.Random(7)
-    acknowledged: list[str] = []
-    for _ in range(3):
+    for round_ in range(rounds):
         server = start_server(tmp_path)
         stop = threading.Event()
-        clients = [threading.Thread(target=load_until_refused, args=(server.url, acknowledged, stop)) for _ in range(3)]
-        before = len(acknowledged)
-        for client in clients:
-            client.start()
+        threads = [
+            threading.Thread(target=client, args=(server.url, round_ * clients + n, stop)) for n in range(clients)
+        ]
+        before = acknowledged()
+        for thread in threads:
+            thread.start()
         # Kill at a random moment once the load is flowing (on a busy machine it takes a while to start).
         deadline = time.monotonic() + 60
-        while len(acknowledged) < before + 5 and time.monotonic() < deadline:
+        while acknowledged() < before + 5 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 1.5))
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
         stop.set()
-        for client in clients:
-            client.join()
+        for thread in threads:
+            thread.join()
+
+
+def test_acknowledged_spans_survive_kill_9(tmp_path):
+    acknowledged: list[str] = []
+    kill_9_under_load(tmp_path, lambda url, _, stop: load_until_refused(url, acknowledged, stop), acknowledged.__len__)
     server = start_server(tmp_path)
     try:
         counts = stored_counts(server)

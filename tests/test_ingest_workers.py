@@ -12,6 +12,9 @@ import httpx
 from tests.conftest import ADMIN_KEY, start_server
 from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
 
+from tracehive.server.workers import INLINE_BODY_BYTES
+
+SPANS = 200
 HEADERS = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {ADMIN_KEY}"}
 
 
@@ -38,9 +41,11 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def send_session(url: str, spans: int = 5) -> tuple[str, httpx.Response]:
+def send_session(url: str, spans: int = SPANS) -> tuple[str, httpx.Response]:
+    """A request big enough to go to a worker process (smaller ones are mapped where they arrive)."""
     session = new_trace_id()
     body = protobuf_request([{"trace_id": session, "span_id": new_span_id()} for _ in range(spans)])
+    assert spans == 1 or len(body) > INLINE_BODY_BYTES
     return session, httpx.post(f"{url}/v1/traces", content=body, headers=HEADERS, timeout=30)
 
 
@@ -81,7 +86,18 @@ def test_a_dead_worker_is_replaced(tmp_path):
         assert answer.status_code == 200, answer.text
         assert not set(worker_pids(server.process.pid)) & set(workers)
         for session in (first, second):
-            assert server.get(f"/api/v1/sessions/{session}")["event_count"] == 5
+            assert server.get(f"/api/v1/sessions/{session}")["event_count"] == SPANS
+    finally:
+        server.stop()
+
+
+def test_a_small_request_is_mapped_without_starting_workers(tmp_path):
+    server = start_server(tmp_path, "--ingest-workers", "2")
+    try:
+        session, answer = send_session(server.url, spans=1)
+        assert answer.status_code == 200, answer.text
+        assert server.get(f"/api/v1/sessions/{session}")["event_count"] == 1
+        assert worker_pids(server.process.pid) == []
     finally:
         server.stop()
 
@@ -91,7 +107,7 @@ def test_without_workers_the_server_ingests_on_a_thread(tmp_path):
     try:
         session, answer = send_session(server.url)
         assert answer.status_code == 200, answer.text
-        assert server.get(f"/api/v1/sessions/{session}")["event_count"] == 5
+        assert server.get(f"/api/v1/sessions/{session}")["event_count"] == SPANS
         assert descendants(server.process.pid) == []
     finally:
         server.stop()

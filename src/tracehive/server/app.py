@@ -11,12 +11,14 @@ from fastapi.responses import JSONResponse
 from tracehive import __version__, dashboard
 from tracehive.server import api, honeyhive, honeyhive_read, ingest, langfuse, prices_api
 from tracehive.server.auth import KEYS_FILE, KeyRing
+from tracehive.server.consistency import ReadAfterWrite
 from tracehive.server.datadir import make_private
 from tracehive.server.deps import ServerState, Settings
 from tracehive.server.errors import KeepConnectionOnError
 from tracehive.server.workers import IngestWorkers
 from tracehive.store import open_store
 from tracehive.store.base import Ambiguous, QueryTooCostly
+from tracehive.store.ingest_log import ingest_log_for
 from tracehive.store.writer import BulkWriter
 
 
@@ -52,7 +54,7 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     if keys is None:
         keys, _ = open_keys(settings)
     store = open_store(settings.store_url, settings.data_dir, settings.query_budget)
-    writer = BulkWriter(store)
+    writer = BulkWriter(store, ingest_log=ingest_log_for(store))
     workers = IngestWorkers(settings.ingest_workers)
 
     @asynccontextmanager
@@ -80,6 +82,7 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     )
     app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, workers=workers, keys=keys)
     prices_api.load_prices(app.state.tracehive)
+    app.add_middleware(ReadAfterWrite, writer=writer)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Ambiguous, _ambiguous)
     app.add_exception_handler(QueryTooCostly, _too_costly)

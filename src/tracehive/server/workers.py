@@ -24,6 +24,9 @@ from tracehive.server.prices import Prices
 from tracehive.store.columns import Rows
 
 PROTOBUF = "application/x-protobuf"
+# A body this small (about ten spans) is mapped in about a millisecond, less than handing it to a
+# worker process and taking its rows back costs, so it is mapped on the event loop (bench/RESULTS.md).
+INLINE_BODY_BYTES = 8192
 JSON = "application/json"
 
 
@@ -85,6 +88,8 @@ class IngestWorkers:
         self, content_type: str, body: bytes, default_project: str, limits: Limits, prices: Prices | None = None
     ) -> Rows:
         args = (content_type, body, default_project, limits, prices)
+        if len(body) <= INLINE_BODY_BYTES:
+            return prepare(*args)
         pool = self._ready_pool() if self.count else None
         if pool is None:
             return await asyncio.to_thread(prepare, *args)

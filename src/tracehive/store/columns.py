@@ -153,6 +153,10 @@ class Rows:
         )
 
     @classmethod
+    def empty(cls) -> Rows:
+        return cls(EVENT_SCHEMA.empty_table(), [], [])
+
+    @classmethod
     def concat(cls, parts: list[Rows]) -> Rows:
         if len(parts) == 1:
             return parts[0]

@@ -177,6 +177,16 @@ MIGRATIONS = (
             "price JSON NOT NULL, PRIMARY KEY (project, model))",
         ),
     ),
+    # The last ingest log position the file holds, written in the same transaction as the batch
+    # (see tracehive.store.ingest_log); a file made before the log holds none of it.
+    Migration(
+        8,
+        "ingest log position",
+        (
+            "CREATE TABLE IF NOT EXISTS ingest_log (applied BIGINT NOT NULL)",
+            "INSERT INTO ingest_log SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM ingest_log)",
+        ),
+    ),
 )
 
 _TIME = pa.timestamp("us")
@@ -357,17 +367,23 @@ class DuckDBStore:
             self._cursor().execute("DELETE FROM logins WHERE token_digest = ?", [token_digest])
 
     # --- writes ---------------------------------------------------------------------------
-    def write(self, rows: Rows) -> None:
+    def log_position(self) -> int:
+        """The last ingest log position this file holds (0: none)."""
+        return self._cursor().execute("SELECT applied FROM ingest_log").fetchall()[0][0]
+
+    def write(self, rows: Rows, log_position: int | None = None) -> None:
+        """Write a batch in one transaction; ``log_position``: the ingest log's position it ends
+        at, recorded in the same transaction."""
         cursor = self._cursor()
         rows = self._join_claimed_traces(cursor, rows)
         cursor.register("incoming_events", rows.events)
         try:
             try:
-                self._write(cursor, rows, fresh=True)
+                self._write(cursor, rows, fresh=True, log_position=log_position)
             except duckdb.ConstraintException:
                 # Some events are stored already (a client retried): start again, skipping those.
                 cursor.execute("ROLLBACK")
-                self._write(cursor, rows, fresh=False)
+                self._write(cursor, rows, fresh=False, log_position=log_position)
         except BaseException as exc:
             # Whatever failed (SQL, a value Arrow or JSON cannot take, an interrupt), the transaction
             # must not stay open: the next write, maybe another tenant's, would fail on it. A failed
@@ -382,10 +398,12 @@ class DuckDBStore:
         finally:
             cursor.unregister("incoming_events")
 
-    def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> None:
+    def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool, log_position: int | None) -> None:
         cursor.execute("BEGIN TRANSACTION")
         strays = self._claim_traces(cursor, rows)
         self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions, strays)
+        if log_position is not None:
+            cursor.execute("UPDATE ingest_log SET applied = ?", [log_position])
         cursor.execute("COMMIT")
         for project, trace_id, _ in rows.claims:
             self._claimed.add((project, trace_id))

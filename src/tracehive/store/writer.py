@@ -1,43 +1,109 @@
 """The one place writes are batched: ingest requests queue their batches here and wait.
 
-A single thread drains the queue, merges what is waiting into one store write (one transaction),
-then answers every waiting request. Requests are answered only after their data is committed. The
-queue is bounded so that a server that cannot keep up says so (:class:`Overloaded`) instead of
+A request is answered only once its batch is durable. Without an ingest log (the ClickHouse
+store) that means committed: a single thread drains the queue, merges what is waiting into one
+store write (one transaction) and answers every waiting request. With an ingest log (the DuckDB
+store, see :mod:`~tracehive.store.ingest_log`) it means synced to the log: one thread appends what
+is waiting with one sync and answers those requests at once, and a second thread writes what has
+gathered to the store in one transaction. Neither waits for anything when idle. Reads call
+:meth:`BulkWriter.caught_up` first, so they see every batch acknowledged before they began.
+
+The queue is bounded so that a server that cannot keep up says so (:class:`Overloaded`) instead of
 growing without limit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, InvalidStateError
 
-from tracehive.store.base import Store
+from tracehive.store.base import Store, StoreFullError
 from tracehive.store.columns import Rows
+from tracehive.store.ingest_log import IngestLog, decode, encode
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_FULL_RETRY_SECONDS = 1.0
+# With a log, a store transaction no longer holds up any answer, and it costs milliseconds however
+# little it carries: the store thread lets batches gather this long, unless a read is waiting.
+_GATHER_SECONDS = 0.02
 
 
 class Overloaded(RuntimeError):
     """The write queue is full; the client should retry later."""
 
 
+def _take(source: queue.SimpleQueue, limit: int, first: object = None) -> tuple[list, bool]:
+    """Block for one item (unless given ``first``), then take whatever else is waiting, up to
+    ``limit`` items' worth."""
+    if first is None:
+        first = source.get()
+    if first is _STOP:
+        return [], True
+    taken = [first]
+    size = len(first[0])
+    while size < limit:
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            break
+        if item is _STOP:
+            return taken, True
+        taken.append(item)
+        size += len(item[0])
+    return taken, False
+
+
+def _settle(future: Future, error: Exception | None = None) -> None:
+    """Complete a future unless its waiter gave up on it (a client that hung up, a read that
+    stopped waiting cancels it): the batch is durable all the same."""
+    with contextlib.suppress(InvalidStateError):
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
 class BulkWriter:
-    def __init__(self, store: Store, max_pending_items: int = 200_000, max_items_per_write: int = 50_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_pending_items: int = 200_000,
+        max_items_per_write: int = 50_000,
+        ingest_log: IngestLog | None = None,
+    ) -> None:
         self.store = store
         self.max_pending_items = max_pending_items
         self.max_items_per_write = max_items_per_write
+        self._log = ingest_log
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending_items = 0
         self._pending_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="tracehive-writer", daemon=True)
-        self._thread.start()
+        # Log positions: acknowledged (synced) and held by the store, and reads waiting for them.
+        self._acked = self._applied = 0
+        self._waiters: list[tuple[int, Future]] = []
+        self._positions = threading.Lock()
+        self._hurry = threading.Event()  # a read waits for the store: stop gathering
+        if ingest_log is None:
+            self._threads = [threading.Thread(target=self._run, name="tracehive-writer", daemon=True)]
+        else:
+            self._recover(ingest_log)
+            self._applying: queue.SimpleQueue = queue.SimpleQueue()
+            self._threads = [
+                threading.Thread(target=self._run_log, name="tracehive-ingest-log", daemon=True),
+                threading.Thread(target=self._run_apply, name="tracehive-writer", daemon=True),
+            ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, batch: Rows) -> Future:
-        """Queue a batch; the future completes when it is durable (or with the store's error)."""
+        """Queue a batch; the future completes when it is durable (or with the error that kept it
+        from being so)."""
         future: Future = Future()
         if not batch:
             future.set_result(None)
@@ -50,41 +116,40 @@ class BulkWriter:
         self._queue.put((batch, future))
         return future
 
+    def caught_up(self) -> Future | None:
+        """None when the store holds every acknowledged batch; else a future that completes once it
+        holds those acknowledged so far."""
+        with self._positions:
+            target = self._acked
+            if self._applied >= target:
+                return None
+            future: Future = Future()
+            self._waiters.append((target, future))
+        self._hurry.set()
+        return future
+
     def close(self, timeout: float = 30.0) -> None:
         self._queue.put(_STOP)
-        self._thread.join(timeout)
+        self._hurry.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._log is not None:
+            self._log.close(applied=None if any(t.is_alive() for t in self._threads) else self._applied)
 
-    def _take(self) -> tuple[list[tuple[Rows, Future]], bool]:
-        """Block for one item, then take whatever else is waiting, up to the size of one write."""
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        taken = [first]
-        size = len(first[0])
-        while size < self.max_items_per_write:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                return taken, True
-            taken.append(item)
-            size += len(item[0])
-        return taken, False
+    def _done(self, count: int) -> None:
+        with self._pending_lock:
+            self._pending_items -= count
 
+    # --- without a log: commit, then answer ---------------------------------------------------
     def _run(self) -> None:
         stop = False
         while not stop:
-            taken, stop = self._take()
+            taken, stop = _take(self._queue, self.max_items_per_write)
             if taken:
-                self._write_all(taken)
-
-    def _write_all(self, taken: list[tuple[Rows, Future]]) -> None:
-        try:
-            self._write(taken)
-        finally:
-            with self._pending_lock:
-                self._pending_items -= sum(len(batch) for batch, _ in taken)
+                try:
+                    self._write(taken)
+                finally:
+                    self._done(sum(len(batch) for batch, _ in taken))
 
     def _write(self, taken: list[tuple[Rows, Future]]) -> None:
         merged = Rows.concat([batch for batch, _ in taken])
@@ -101,3 +166,97 @@ class BulkWriter:
             return
         for _, future in taken:
             future.set_result(None)
+
+    # --- with a log: sync, answer, then commit what gathered ---------------------------------
+    def _recover(self, ingest_log: IngestLog) -> None:
+        """Write the records a crash left in the log but not in the store, before serving."""
+        applied = self.store.log_position()
+        batch: list[tuple[int, Rows]] = []
+        for position, payload in ingest_log.unapplied(applied):
+            batch.append((position, decode(payload)))
+            if sum(len(rows) for _, rows in batch) >= self.max_items_per_write:
+                self._apply(batch)
+                batch = []
+        if batch:
+            self._apply(batch)
+        self._acked = self._applied = max(ingest_log.last, applied)
+        ingest_log.discard(self._applied)
+
+    def _run_log(self) -> None:
+        stop = False
+        while not stop:
+            taken, stop = _take(self._queue, self.max_items_per_write)
+            if taken:
+                self._append(taken)
+        self._applying.put(_STOP)
+
+    def _append(self, taken: list[tuple[Rows, Future]]) -> None:
+        payloads, kept = [], []
+        for rows, future in taken:
+            try:
+                payloads.append(encode(rows))
+                kept.append((rows, future))
+            except Exception as exc:  # a value the log cannot hold fails its own request only
+                log.warning("ingest log: cannot encode a batch: %s", exc)
+                _settle(future, exc)
+                self._done(len(rows))
+        if not kept:
+            return
+        try:
+            last = self._log.append(payloads)
+        except Exception as exc:
+            for _, future in kept:
+                _settle(future, exc)
+            self._done(sum(len(rows) for rows, _ in kept))
+            return
+        for position, (rows, _) in enumerate(kept, last - len(kept) + 1):
+            self._applying.put((rows, position))
+        with self._positions:  # after the store thread has them, before anyone hears back
+            self._acked = last
+        for _, future in kept:
+            _settle(future)
+
+    def _run_apply(self) -> None:
+        stop = False
+        while not stop:
+            first = self._applying.get()
+            if first is not _STOP:
+                self._hurry.wait(_GATHER_SECONDS)
+                self._hurry.clear()
+            taken, stop = _take(self._applying, self.max_items_per_write, first)
+            if taken:
+                try:
+                    self._apply([(position, rows) for rows, position in taken])
+                finally:
+                    self._done(sum(len(rows) for rows, _ in taken))
+
+    def _apply(self, batch: list[tuple[int, Rows]]) -> None:
+        """Write logged batches to the store with the position they end at. A full disk is waited
+        out (the batches are safe in the log); a batch the store refuses alone is logged as an
+        error and passed over, so that it cannot hold up every batch after it."""
+        last = batch[-1][0]
+        while True:
+            try:
+                self.store.write(Rows.concat([rows for _, rows in batch]), log_position=last)
+                break
+            except StoreFullError as exc:
+                log.warning("store is full, retrying in %.0f s: %s", _FULL_RETRY_SECONDS, exc)
+                time.sleep(_FULL_RETRY_SECONDS)
+            except Exception as exc:
+                if len(batch) > 1:
+                    for item in batch:
+                        self._apply([item])
+                    return
+                log.error("store refused ingest log record %d, passed over: %s", last, exc)
+                try:
+                    self.store.write(Rows.empty(), log_position=last)
+                except Exception:
+                    log.exception("cannot record passing over ingest log record %d", last)
+                break
+        self._log.discard(last)
+        with self._positions:
+            self._applied = last
+            ready = [future for target, future in self._waiters if target <= last]
+            self._waiters = [(target, future) for target, future in self._waiters if target > last]
+        for future in ready:
+            _settle(future)
