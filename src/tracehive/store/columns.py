@@ -142,8 +142,9 @@ class Rows:
             )
             for e in unique
         )
-        claims = {(e.project, e.trace_id): e.session_id for e in unique if not e.session_from_trace}
-        orphans = {(e.project, e.trace_id) for e in unique if e.session_from_trace}
+        # An event with no trace (one written through HoneyHive's REST routes) neither claims nor joins one.
+        claims = {(e.project, e.trace_id): e.session_id for e in unique if e.trace_id and not e.session_from_trace}
+        orphans = {(e.project, e.trace_id) for e in unique if e.trace_id and e.session_from_trace}
         return cls(
             event_table(unique),
             list(batch.sessions),
