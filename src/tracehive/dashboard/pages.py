@@ -42,7 +42,7 @@ def _show(request: Request, viewer: Viewer, template: str, build: Callable[[view
 @router.get("/")
 def sessions_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Response:
     def build(view: views.View) -> dict[str, Any]:
-        scope = view.scope(viewer[0])
+        scope = view.scope(viewer[0], request)
         cursor = request.query_params.get("cursor")
         found = api.list_sessions(request, replace(scope, limit=PAGE_SIZE, cursor=api.decode_cursor(cursor)))
         split = view.get("split") or None
@@ -83,7 +83,7 @@ def session_page(request: Request, session_id: str, viewer: Viewer = Depends(log
 @router.get("/users")
 def users_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Response:
     def build(view: views.View) -> dict[str, Any]:
-        scope = view.scope(viewer[0])
+        scope = view.scope(viewer[0], request)
         users = api.list_users(request, replace(scope, limit=MAX_USERS))["users"]
         return {"users": users, "limit": MAX_USERS}
 
@@ -94,7 +94,7 @@ def users_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Respons
 def groups_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Response:
     def build(view: views.View) -> dict[str, Any]:
         by = view.get("by", "user_properties.plan")
-        scope = view.scope(viewer[0])
+        scope = view.scope(viewer[0], request)
         groups = api.group_sessions(request, by=by, query=scope, limit=MAX_GROUPS)["groups"]
         series = api.session_timeseries(request, scope, bucket=None, split_by=by, groups=5)
         for group in groups:

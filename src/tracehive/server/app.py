@@ -10,9 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tracehive import __version__, dashboard
-from tracehive.server import api, honeyhive, honeyhive_read, ingest
+from tracehive.server import api, honeyhive, honeyhive_read, ingest, privacy_api
+from tracehive.server.audit import AuditLog
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.deps import ServerState, Settings
+from tracehive.server.erase import Eraser
+from tracehive.server.housekeeping import Housekeeping
+from tracehive.server.policies import PolicyBook
 from tracehive.server.workers import IngestWorkers
 from tracehive.store import open_store
 from tracehive.store.writer import BulkWriter
@@ -51,10 +55,17 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     store = open_store(settings.store_url, settings.data_dir)
     writer = BulkWriter(store)
     workers = IngestWorkers(settings.ingest_workers)
+    policies, audit = PolicyBook(store), AuditLog(settings.data_dir)
+    eraser = Eraser(settings.data_dir, store, writer, policies, audit)
+    for redone in eraser.redo_pending():  # before any request: nobody sees a user half erased
+        log.warning("finished an erase cut short by a stop: %s", redone["erase_id"])
+    housekeeping = Housekeeping(store, writer, policies, audit, settings.housekeeping_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        housekeeping.start()
         yield
+        housekeeping.close()
         workers.close()
         writer.close()
         store.close()
@@ -68,12 +79,22 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, workers=workers, keys=keys)
+    app.state.tracehive = ServerState(
+        settings=settings,
+        store=store,
+        writer=writer,
+        workers=workers,
+        keys=keys,
+        policies=policies,
+        audit=audit,
+        eraser=eraser,
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(ingest.router)
     app.include_router(api.router)
     app.include_router(honeyhive.router)
     app.include_router(honeyhive_read.router)
+    app.include_router(privacy_api.router)
     app.include_router(dashboard.router)
     return app

@@ -7,9 +7,12 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 
+from tracehive.server.audit import AuditLog
 from tracehive.server.auth import KeyRing, Principal, bearer_token
+from tracehive.server.erase import Eraser
 from tracehive.server.limits import Limits
 from tracehive.server.logins import SESSION_COOKIE, Logins
+from tracehive.server.policies import PolicyBook
 from tracehive.server.workers import IngestWorkers, default_ingest_workers
 from tracehive.store.base import Store
 from tracehive.store.writer import BulkWriter
@@ -25,6 +28,8 @@ class Settings:
     max_ingest_in_flight: int = 16
     # Processes that decode and map ingest requests (0: a thread of the server process).
     ingest_workers: int = field(default_factory=default_ingest_workers)
+    # How often the server refreshes privacy settings and removes expired sessions.
+    housekeeping_seconds: float = 60.0
 
 
 @dataclass
@@ -34,6 +39,9 @@ class ServerState:
     writer: BulkWriter
     workers: IngestWorkers
     keys: KeyRing
+    policies: PolicyBook
+    audit: AuditLog
+    eraser: Eraser
     ingest_in_flight: int = 0  # only touched on the event loop
     logins: Logins = field(init=False)
 

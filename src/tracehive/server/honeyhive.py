@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tracehive.filters import Compare
 from tracehive.filters import Field as FilterField
 from tracehive.model import DEFAULT_PROJECT, NAMESPACES, Batch, Namespaces, SessionUpdate
+from tracehive.privacy.records import redact_batch
 from tracehive.server import ingest
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
@@ -96,6 +97,7 @@ def choose_project(who: Principal, requested: str | None) -> str:
 async def write_session(request: Request, update: SessionUpdate) -> None:
     """Store one session update within the same limits as OTLP ingest."""
     batch = Batch(sessions=[update])
+    redact_batch(batch, state(request).policies.ingest_redactors())
     try:
         enforce_batch(batch, state(request).settings.limits)
     except LimitError as exc:

@@ -85,7 +85,9 @@ async def export_traces(request: Request, who: Principal = Depends(principal)) -
         limits = server.settings.limits
         body = await read_body(request, limits.max_body_bytes)
         try:
-            rows = await server.workers.prepare(content_type, body, who.project or DEFAULT_PROJECT, limits)
+            rows = await server.workers.prepare(
+                content_type, body, who.project or DEFAULT_PROJECT, limits, server.policies.ingest_redactors()
+            )
         except OtlpError as exc:
             raise HTTPException(400, str(exc)) from None
         except WorkerLost as exc:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from tracehive.model import NAMESPACES
+from tracehive.store.clickhouse_privacy import MIGRATION as PRIVACY_MIGRATION
 from tracehive.store.migrations import SCHEMA_TABLE, Migration
 
 TIME = "DateTime64(6, 'UTC')"
@@ -101,4 +102,5 @@ MIGRATIONS = (
         "events, session updates, sessions aggregated from both",
         (_EVENTS, _SESSION_UPDATES, _SESSIONS, _SESSIONS_FROM_EVENTS, _SESSIONS_FROM_UPDATES),
     ),
+    PRIVACY_MIGRATION,
 )

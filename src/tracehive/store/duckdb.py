@@ -26,6 +26,9 @@ from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import Rows, SessionTotals, session_totals
 from tracehive.store.duckdb_filter import json_pointer, quote_column, to_duckdb_sql
+from tracehive.store.duckdb_privacy import MIGRATION as PRIVACY_MIGRATION
+from tracehive.store.duckdb_privacy import DuckDBPrivacy, remove_rewrite_leftover
+from tracehive.store.gate import Gate, gated
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
 from tracehive.store.rows import group_value, iso, record_row, stats, user_row
 from tracehive.store.seen import SeenKeys
@@ -88,6 +91,7 @@ MIGRATIONS = (
             )
         ),
     ),
+    PRIVACY_MIGRATION,
 )
 
 _TIME = pa.timestamp("us")
@@ -164,14 +168,12 @@ class _SessionState:
                 self.namespaces[ns] = deep_merge(self.namespaces[ns], update.namespaces[ns])
 
 
-class DuckDBStore:
+class DuckDBStore(DuckDBPrivacy):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
-        # loads DuckDB's built-in json extension; with autoinstall on, DuckDB tries to download it
-        # first and fails to open the file offline.
-        config = {"checkpoint_threshold": _CHECKPOINT_THRESHOLD, "autoinstall_known_extensions": False}
-        self._db = duckdb.connect(self.path, config=config)
+        self._gate = Gate()
+        remove_rewrite_leftover(self.path)
+        self._db = self._connect()
         try:
             self._migrate()
         except BaseException:
@@ -179,6 +181,13 @@ class DuckDBStore:
             raise
         self._local = threading.local()
         self._seen = SeenKeys(self._db.execute("SELECT project, session_id FROM sessions").fetchall())
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
+        # loads DuckDB's built-in json extension; with autoinstall on, DuckDB tries to download it
+        # first and fails to open the file offline.
+        config = {"checkpoint_threshold": _CHECKPOINT_THRESHOLD, "autoinstall_known_extensions": False}
+        return duckdb.connect(self.path, config=config)
 
     def _migrate(self) -> None:
         """Bring the file's schema up to date in one transaction (see :mod:`~tracehive.store.migrations`)."""
@@ -205,6 +214,7 @@ class DuckDBStore:
         self._db.close()
 
     # --- writes ---------------------------------------------------------------------------
+    @gated
     def write(self, rows: Rows) -> None:
         cursor = self._cursor()
         cursor.register("incoming_events", rows.events)
@@ -339,6 +349,7 @@ class DuckDBStore:
             params.append(query.start_to)
         return " AND ".join(clauses)
 
+    @gated
     def list_sessions(self, query: SessionQuery) -> list[Row]:
         """Newest first. A filter is evaluated only over the newest sessions first: the scan is
         bounded below by the start time of the N-th newest session (N growing 8x per round) and
@@ -377,6 +388,7 @@ class DuckDBStore:
         ).fetchone()
         return None if found is None else found[0]
 
+    @gated
     def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
         cursor = self._cursor()
         params: list[Any] = [session_id]
@@ -404,6 +416,7 @@ class DuckDBStore:
         session["events"] = [record_row(_EVENT_COLUMNS, values) for values in events]
         return session
 
+    @gated
     def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None:
         params: list[Any] = [event_id]
         where = _project_clause(projects, params)
@@ -414,6 +427,7 @@ class DuckDBStore:
         )
         return None if found is None else record_row(_EVENT_COLUMNS, found)
 
+    @gated
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         params: list[Any] = []
         where = _project_clause(query.projects, params)
@@ -430,6 +444,7 @@ class DuckDBStore:
         ).fetchall()
         return [record_row(_EVENT_COLUMNS, values) for values in rows], total
 
+    @gated
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: list[Any] = []
         where = self._session_where(query, params)
@@ -452,6 +467,7 @@ class DuckDBStore:
         )
         return [user_row(*values) for values in result.fetchall()]
 
+    @gated
     def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
         key, params = _group_key(by)
         where = self._session_where(query, params)
@@ -468,6 +484,7 @@ class DuckDBStore:
             for g, n, rate, quantiles, users in result.fetchall()
         ]
 
+    @gated
     def session_timeseries(
         self, query: SessionQuery, bucket: int | None = None, split_by: Field | None = None, max_groups: int = 5
     ) -> Row:

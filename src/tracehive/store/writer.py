@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Any
 
 from tracehive.store.base import Store
 from tracehive.store.columns import Rows
@@ -31,6 +33,7 @@ class BulkWriter:
         self.max_pending_items = max_pending_items
         self.max_items_per_write = max_items_per_write
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._held: tuple | None = None  # a task taken while merging batches, run next
         self._pending_items = 0
         self._pending_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="tracehive-writer", daemon=True)
@@ -50,16 +53,26 @@ class BulkWriter:
         self._queue.put((batch, future))
         return future
 
+    def run(self, task: Callable[[], Any]) -> Future:
+        """Run ``task`` on the writer thread, between writes: deletes (erase, retention) then never
+        race the writer's transactions. The future completes with the task's result."""
+        future: Future = Future()
+        self._queue.put((task, future))
+        return future
+
     def close(self, timeout: float = 30.0) -> None:
         self._queue.put(_STOP)
         self._thread.join(timeout)
 
     def _take(self) -> tuple[list[tuple[Rows, Future]], bool]:
-        """Block for one item, then take whatever else is waiting, up to the size of one write."""
-        first = self._queue.get()
+        """Block for one item, then take whatever else is waiting, up to the size of one write.
+        A task is taken alone."""
+        first, self._held = self._held or self._queue.get(), None
         if first is _STOP:
             return [], True
         taken = [first]
+        if callable(first[0]):
+            return taken, False
         size = len(first[0])
         while size < self.max_items_per_write:
             try:
@@ -68,6 +81,9 @@ class BulkWriter:
                 break
             if item is _STOP:
                 return taken, True
+            if callable(item[0]):
+                self._held = item
+                break
             taken.append(item)
             size += len(item[0])
         return taken, False
@@ -76,8 +92,17 @@ class BulkWriter:
         stop = False
         while not stop:
             taken, stop = self._take()
-            if taken:
+            if taken and callable(taken[0][0]):
+                self._run_task(*taken[0])
+            elif taken:
                 self._write_all(taken)
+
+    @staticmethod
+    def _run_task(task: Callable[[], Any], future: Future) -> None:
+        try:
+            future.set_result(task())
+        except BaseException as exc:
+            future.set_exception(exc)
 
     def _write_all(self, taken: list[tuple[Rows, Future]]) -> None:
         try:

@@ -1,0 +1,101 @@
+"""Erase one user: every session whose ``user_properties.user_id`` is theirs, with all its events,
+and every event that names them, in the store and on disk.
+
+An erase is journalled before it starts (a file in ``erase-journal/`` holding the project and the
+user id) and the journal entry is removed only once the rows are deleted, the store has scrubbed
+its files and the audit log has the entry. A server killed during an erase finds the entry when it
+starts again and carries the erase out before it serves any request, so nobody sees a user half
+erased. The journal is the only place the user id is kept meanwhile, and it is deleted after.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracehive.filters import Compare, Expr, Field, Or
+from tracehive.server.audit import AuditLog
+from tracehive.server.policies import PolicyBook
+from tracehive.store.writer import BulkWriter
+
+JOURNAL_DIR = "erase-journal"
+_USER_ID = Field("user_properties", ("user_id",))
+
+
+def user_filter(user_id: str) -> Expr:
+    """Sessions or events whose user_properties.user_id is ``user_id`` (as text, or as the number
+    it spells: the users view shows both alike)."""
+    same = Compare(_USER_ID, "=", user_id)
+    if user_id.lstrip("-").isdigit() and len(user_id) < 19:
+        return Or((same, Compare(_USER_ID, "=", int(user_id))))
+    return same
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Eraser:
+    def __init__(self, data_dir: Path, store: Any, writer: BulkWriter, policies: PolicyBook, audit: AuditLog) -> None:
+        self.journal = data_dir / JOURNAL_DIR
+        self.store = store
+        self.writer = writer
+        self.policies = policies
+        self.audit = audit
+        self._lock = threading.Lock()  # one erase at a time: each ends with a whole-store scrub
+
+    def erase(self, project: str, user_id: str, who: str) -> dict[str, Any]:
+        """Erase a user and return the audit entry (counts, no user id)."""
+        job = {"id": uuid.uuid4().hex, "project": project, "user_id": user_id, "who": who}
+        self.journal.mkdir(mode=0o700, exist_ok=True)
+        path = self.journal / f"{job['id']}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, orjson.dumps(job))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _sync_dir(self.journal)
+        return self._carry_out(job, path, redone=False)
+
+    def redo_pending(self) -> list[dict[str, Any]]:
+        """Finish the erases a previous run started and did not complete."""
+        if not self.journal.is_dir():
+            return []
+        return [
+            self._carry_out(orjson.loads(path.read_bytes()), path, redone=True)
+            for path in sorted(self.journal.glob("*.json"))
+        ]
+
+    def _carry_out(self, job: dict[str, Any], path: Path, redone: bool) -> dict[str, Any]:
+        project, user_id = job["project"], job["user_id"]
+        where = self.policies.rewrite(user_filter(user_id), (project,))
+        with self._lock:
+            sessions, events = self.writer.run(
+                lambda: self.store.delete_sessions(project, where, events_where=where)
+            ).result()
+            scrubbed = self.store.reclaim(scrub=True) is not False
+        redactor = self.policies.get(project).redactor()
+        entry = self.audit.record(
+            "erase_user",
+            project,
+            job["who"],
+            erase_id=job["id"],
+            user_fingerprint=redactor.hash_value(user_id) if redactor.secret else None,
+            sessions=sessions,
+            events=events,
+            scrubbed=scrubbed,
+            redone=redone,
+        )
+        path.unlink()
+        _sync_dir(self.journal)
+        return entry
