@@ -98,6 +98,9 @@ def serve(
         int | None,
         typer.Option(min=0, help="Processes decoding ingest requests; default one per core (up to 4), 0 for none."),
     ] = None,
+    housekeeping_seconds: Annotated[
+        float, typer.Option(min=0.1, help="How often to remove expired sessions and reload privacy settings.")
+    ] = 60.0,
 ) -> None:
     """Start the server."""
     settings = Settings(
@@ -107,6 +110,7 @@ def serve(
         limits=Limits(max_body_bytes=int(max_body_mb * 1024 * 1024)),
         max_ingest_in_flight=max_ingest_in_flight,
         ingest_workers=default_ingest_workers() if ingest_workers is None else ingest_workers,
+        housekeeping_seconds=housekeeping_seconds,
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys, created = open_keys(settings)

@@ -1,0 +1,155 @@
+"""Redaction at ingest on a real server, on DuckDB and on ClickHouse (chDB): rules saved through
+the API apply to every ingest path at once (our OTLP, HoneyHive's /session/start, PUT /events and
+OTLP path, plain OpenTelemetry); no masked or hashed value is anywhere in the data folder; a hashed
+value still filters and groups."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import start_server
+from tests.otlp_payloads import json_request, new_span_id, new_trace_id
+
+RULES = [
+    {"path": "user_properties.email", "action": "hash"},
+    {"path": "metadata.*.ip", "action": "drop"},
+    {"pattern": "email", "action": "mask"},
+    {"pattern": "card", "action": "mask"},
+    {"pattern": "phone", "action": "hash"},
+]
+
+
+def files_holding(folder: Path, needle: bytes) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+@pytest.fixture(scope="module", params=["duckdb", "clickhouse"])
+def served(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"privacy-{request.param}")
+    extra = ("--store", f"chdb://{folder / 'chdb'}?database=served") if request.param == "clickhouse" else ()
+    server = start_server(folder, *extra, "--ingest-workers", "1")
+    yield server
+    server.stop()
+
+
+def put_rules(server, project: str, rules: list) -> dict:
+    with server.client() as client:
+        response = client.put(f"/api/v1/projects/{project}/privacy", json={"redact": rules})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def send_everywhere(server, project: str, email: str, card: str, phone: str, ip: str = "203.0.113.9") -> list[str]:
+    """One session through each ingest path, all carrying personal data; returns the session ids."""
+    ids = [new_trace_id() for _ in range(3)]
+    record = {"tracehive.record": "session", "tracehive.session_id": ids[0],
+              "tracehive.user_properties": f'{{"user_id": "u-{ids[0]}", "email": "{email}"}}'}  # fmt: skip
+    ours = {"tracehive.session_id": ids[0], "tracehive.inputs": f'{{"q": "mail {email}, card {card}, call {phone}"}}',
+            "tracehive.metadata": f'{{"client": {{"ip": "{ip}", "os": "linux"}}}}'}  # fmt: skip
+    honeyhive = {"honeyhive.project": project, "honeyhive_user_properties.email": email,
+                 "honeyhive_user_properties.user_id": f"u-{ids[1]}", "honeyhive_inputs.q": f"from {email}"}  # fmt: skip
+    plain = {"user.id": f"u-{ids[2]}", "input.value": f"my card is {card} and mail {email}"}
+    with server.client() as client:
+        for path, trace, attributes in (
+            ("/v1/traces", ids[0], [record, ours]),
+            ("/opentelemetry/v1/traces", ids[1], [honeyhive]),
+            ("/v1/traces", ids[2], [plain]),
+        ):
+            spans = [{"trace_id": trace, "span_id": new_span_id(), "attributes": a} for a in attributes]
+            resource = {} if path == "/opentelemetry/v1/traces" else {"tracehive.project": project}
+            answer = client.post(path, json=json_request(spans, resource))
+            assert answer.status_code == 200, answer.text
+        rest_id = str(uuid.uuid4())
+        session = {"project": project, "session_id": rest_id, "session_name": "rest",
+                   "user_properties": {"user_id": f"u-{rest_id}", "email": email}}  # fmt: skip
+        assert client.post("/session/start", json={"session": session}).status_code == 200
+        answer = client.put("/events", json={"event_id": rest_id, "metadata": {"note": f"reach {email}"}})
+        assert answer.status_code == 200, answer.text
+    return [*ids, rest_id]
+
+
+def test_rules_apply_on_every_path_and_nothing_clear_reaches_disk(served):
+    project = f"p-{uuid.uuid4().hex[:8]}"
+    saved = put_rules(served, project, RULES)
+    assert saved["version"] == 1 and saved["redact"] == RULES and "secret" not in saved
+    email, card, phone = f"ann.{uuid.uuid4().hex[:10]}@example.com", "4111 1111 1111 1111", "+1 415-555-0132"
+    # A project without rules keeps the clear value: the scan below can find what is there.
+    control = f"clear.{uuid.uuid4().hex[:10]}@example.com"
+    send_everywhere(served, f"{project}-open", control, "5500 0000 0000 0004", "+1 212-555-0199", "198.51.100.7")
+    sessions = send_everywhere(served, project, email, card, phone)
+    stored = served.get("/api/v1/sessions", project=project, limit=10)["sessions"]
+    assert len(stored) == 4
+    by_id = {s["session_id"]: s for s in stored}
+    hashed = by_id[sessions[0]]["user_properties"]["email"]
+    assert hashed.startswith("hmac:") and by_id[sessions[3]]["user_properties"]["email"] == hashed
+    (honeyhive,) = served.get(f"/api/v1/sessions/{sessions[1]}")["events"]
+    assert honeyhive["user_properties"]["email"] == hashed  # HoneyHive's flattened keys too
+    first = served.get(f"/api/v1/sessions/{sessions[0]}")
+    (event,) = first["events"]
+    assert event["metadata"]["client"] == {"os": "linux"}  # the ip is dropped
+    masked_email = email[0] + "***@example.com"
+    assert event["inputs"]["q"].startswith(f"mail {masked_email}, card ****1111, call hmac:")
+    plain = served.get(f"/api/v1/sessions/{sessions[2]}")["events"][0]
+    assert plain["inputs"] == {"value": f"my card is ****1111 and mail {masked_email}"}
+    assert by_id[sessions[3]]["metadata"] == {"note": f"reach {masked_email}"}
+    # The server writes on; scan once the data is in the files.
+    with served.client() as client:
+        client.put(f"/api/v1/projects/{project}/privacy", json={"retention_days": 3650})  # a checkpointless write
+    assert files_holding(served.data_dir, control.encode()), "the scan must see the clear value where no rule is"
+    for secret in (email, "4111 1111 1111 1111", "415-555-0132", "203.0.113.9"):
+        assert files_holding(served.data_dir, secret.encode()) == [], secret
+
+
+def test_a_hashed_value_still_filters_and_groups(served):
+    project = f"h-{uuid.uuid4().hex[:8]}"
+    put_rules(served, project, RULES)
+    email = f"bo.{uuid.uuid4().hex[:8]}@example.com"
+    send_everywhere(served, project, email, "4111 1111 1111 1111", "+44 20 7946 0958")
+    send_everywhere(served, project, f"other.{uuid.uuid4().hex[:8]}@example.com", "5500 0000 0000 0004", "n/a")
+    found = served.get("/api/v1/sessions", project=project, filter=f'user_properties.email = "{email}"')
+    assert len(found["sessions"]) == 2  # the OTLP session record and the REST session
+    assert len({s["user_properties"]["email"] for s in found["sessions"]}) == 1
+    others = served.get("/api/v1/sessions", project=project, filter=f'user_properties.email != "{email}"')
+    assert len(others["sessions"]) == 6
+    mentioned = served.get("/api/v1/sessions", project=project, filter='metadata.note contains "+44 20 7946 0958"')
+    assert mentioned["sessions"] == []  # phone numbers in metadata: not there (only the email was)
+    groups = served.get("/api/v1/groups", project=project, by="user_properties.email")["groups"]
+    assert sorted((g["missing"], g["sessions"]) for g in groups) == [(False, 2), (False, 2), (True, 4)]
+    assert all(g["value"].startswith("hmac:") for g in groups if not g["missing"])
+    # An admin query over every project hashes the value with each project's secret.
+    assert len(served.get("/api/v1/sessions", filter=f'user_properties.email = "{email}"')["sessions"]) == 2
+
+
+def test_rules_are_validated_versioned_and_kept_per_project(served):
+    project = f"v-{uuid.uuid4().hex[:8]}"
+    with served.client() as client:
+        bad = client.put(f"/api/v1/projects/{project}/privacy", json={"redact": [{"path": "email", "action": "hash"}]})
+        assert bad.status_code == 400 and "redact[0].path" in bad.json()["detail"]
+        bad = client.put(f"/api/v1/projects/{project}/privacy", json={"redact": [{"pattern": "ssn", "action": "mask"}]})
+        assert bad.status_code == 400 and "redact[0].pattern" in bad.json()["detail"]
+        assert client.get(f"/api/v1/projects/{project}/privacy").json()["version"] == 0
+    put_rules(served, project, RULES[:1])
+    put_rules(served, project, RULES)
+    history = served.get(f"/api/v1/projects/{project}/privacy/history")["versions"]
+    assert [(v["version"], len(v["redact"])) for v in history] == [(2, 5), (1, 1)]
+    entries = served.get("/api/v1/audit", project=project)["entries"]
+    assert [(e["action"], e["version"]) for e in entries] == [("settings", 2), ("settings", 1)]
+
+
+def test_a_project_key_manages_only_its_project(served):
+    key = _project_key(served, "mine")
+    with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {key}"}) as client:
+        assert client.put("/api/v1/projects/mine/privacy", json={"redact": RULES}).status_code == 200
+        refused = client.put("/api/v1/projects/theirs/privacy", json={"redact": []})
+        assert refused.status_code == 403 and "theirs" in refused.json()["detail"]
+        assert client.post("/api/v1/projects/theirs/erase", json={"user_id": "x"}).status_code == 403
+        assert client.get("/api/v1/audit", params={"project": "theirs"}).status_code == 403
+
+
+def _project_key(server, project: str) -> str:
+    from tracehive.server.auth import KEYS_FILE, KeyRing
+
+    return KeyRing(server.data_dir / KEYS_FILE).create(f"key-{project}", project)
