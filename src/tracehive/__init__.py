@@ -4,7 +4,8 @@ The SDK's public API matches the HoneyHive SDK's names, so ``from honeyhive impo
 ``from tracehive import ...``.
 """
 
+from tracehive.client import Client
 from tracehive.sdk import HoneyHiveTracer, atrace, enrich_session, enrich_span, flush, trace
 
-__all__ = ["HoneyHiveTracer", "atrace", "enrich_session", "enrich_span", "flush", "trace"]
+__all__ = ["Client", "HoneyHiveTracer", "atrace", "enrich_session", "enrich_span", "flush", "trace"]
 __version__ = "0.1.0"

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tracehive import cli_privacy
 from tracehive.server.app import create_app, open_keys
 from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
 from tracehive.server.deps import Settings
@@ -29,6 +30,7 @@ app = typer.Typer(help="tracehive: self-hosted tracing for LLM applications.", n
 keys_app = typer.Typer(help="API keys: an admin key reads and writes every project, a project key only its own.",
                        no_args_is_help=True)  # fmt: skip
 app.add_typer(keys_app, name="keys")
+cli_privacy.register(app)
 console = Console(stderr=True)
 
 DEFAULT_PORT = 8418

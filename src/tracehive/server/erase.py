@@ -83,7 +83,7 @@ class Eraser:
             sessions, events = self.writer.run(
                 lambda: self.store.delete_sessions(project, where, events_where=where)
             ).result()
-            scrubbed = self.store.reclaim(scrub=True) is not False
+            scrubbed = self.writer.run(lambda: self.store.reclaim(scrub=True)).result()
         redactor = self.policies.get(project).redactor()
         entry = self.audit.record(
             "erase_user",

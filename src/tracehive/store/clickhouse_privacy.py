@@ -6,7 +6,6 @@ hold them, are removed (see :meth:`ClickHousePrivacy.reclaim`).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -129,17 +128,17 @@ class ClickHousePrivacy:
             self._client.command(f"ALTER TABLE {self._db}.events DELETE WHERE {event_clause} {_SYNC}", event_params)
         return len(ids), int(events)
 
-    def reclaim(self, scrub: bool, timeout: float = 600.0) -> bool:
+    def reclaim(self, scrub: bool) -> bool:
         """Without ``scrub``, nothing: the delete mutations already wrote parts without the rows,
         and ClickHouse removes the replaced ones after ``old_parts_lifetime``. With it, make sure
-        the replaced parts are gone from disk; returns whether they are.
+        the replaced parts go from disk; returns whether they are gone already.
 
-        chDB (one process, its writes paused on the writer's thread meanwhile) rebuilds each table:
-        its clean parts are attached to a scratch table, the table is truncated (which removes
-        every part file at once), and the parts come back, all without re-running the materialized
-        views. A ClickHouse server may have other writers, whose inserts a truncate could lose, so
-        there the replaced parts' lifetime is set to zero and the store waits for ClickHouse's
-        cleanup (up to ``timeout`` seconds)."""
+        chDB (one process, run on the writer's thread so its writes wait) rebuilds each table: its
+        clean parts are attached to a scratch table, the table is truncated (which removes every
+        part file at once), and the parts come back, without re-running the materialized views.
+        A ClickHouse server may have other writers, whose inserts a truncate could lose, so there
+        the parts are merged and the tables' ``old_parts_lifetime`` set to zero: ClickHouse removes
+        the replaced parts at its next cleanup (about a minute), and False says so."""
         if not scrub:
             return True
         if "chdb" in type(self._client).__module__:
@@ -149,11 +148,7 @@ class ClickHousePrivacy:
         for table in DATA_TABLES:
             self._client.command(f"OPTIMIZE TABLE {self._db}.{table} FINAL")
             self._client.command(f"ALTER TABLE {self._db}.{table} MODIFY SETTING old_parts_lifetime = 0")
-        try:
-            return self._wait_for_cleanup(timeout)
-        finally:
-            for table in DATA_TABLES:
-                self._client.command(f"ALTER TABLE {self._db}.{table} RESET SETTING old_parts_lifetime")
+        return False
 
     def _rebuild(self, table: str) -> None:
         scratch = f"{self._db}.{table}{SCRATCH_SUFFIX}"
@@ -163,15 +158,3 @@ class ClickHousePrivacy:
         self._client.command(f"TRUNCATE TABLE {self._db}.{table} SYNC")
         self._client.command(f"ALTER TABLE {self._db}.{table} ATTACH PARTITION ALL FROM {scratch}")
         self._client.command(f"DROP TABLE {scratch} SYNC")
-
-    def _wait_for_cleanup(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            ((left,),) = self._select(
-                "SELECT count() FROM system.parts WHERE database = {db:String} "
-                "AND has({tables:Array(String)}, table) AND NOT active",
-                {"db": self.database, "tables": list(DATA_TABLES)},
-            )
-            if not left or time.monotonic() > deadline:
-                return not left
-            time.sleep(1)
