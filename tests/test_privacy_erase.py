@@ -5,6 +5,7 @@ finishes it when it starts again, before it answers anyone."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -33,11 +34,29 @@ def send_user(server, project: str, user_id: str, marker: str, sessions: int = 3
     for _ in range(sessions):
         trace = new_trace_id()
         profile = json.dumps({"user_id": user_id, "email": f"{marker}@example.com", "plan": "pro"})
-        spans.append({"trace_id": trace, "span_id": new_span_id(), "attributes": {
-            "tracehive.record": "session", "tracehive.session_id": trace, "tracehive.user_properties": profile}})  # fmt: skip
+        spans.append(
+            {
+                "trace_id": trace,
+                "span_id": new_span_id(),
+                "attributes": {
+                    "tracehive.record": "session",
+                    "tracehive.session_id": trace,
+                    "tracehive.user_properties": profile,
+                },
+            }
+        )
         for step in range(2):
-            spans.append({"trace_id": trace, "span_id": new_span_id(), "name": f"step{step}", "attributes": {
-                "tracehive.session_id": trace, "tracehive.inputs": json.dumps({"q": f"asked by {marker}"})}})  # fmt: skip
+            spans.append(
+                {
+                    "trace_id": trace,
+                    "span_id": new_span_id(),
+                    "name": f"step{step}",
+                    "attributes": {
+                        "tracehive.session_id": trace,
+                        "tracehive.inputs": json.dumps({"q": f"asked by {marker}"}),
+                    },
+                }
+            )
     with server.client() as client:
         answer = client.post("/v1/traces", json=json_request(spans, {"tracehive.project": project}))
     assert answer.status_code == 200, answer.text
@@ -71,8 +90,10 @@ def test_erase_leaves_nothing_of_the_user_and_everyone_else_intact(served):
     done = subprocess.run(
         [sys.executable, "-m", "tracehive", "users", "erase", "--project", project, "--user-id", gone],
         env={**os.environ, "TRACEHIVE_URL": served.url, "TRACEHIVE_API_KEY": served.key},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "erased 3 sessions and 6 events" in done.stderr
     assert snapshot(served, project, gone) == {"sessions": [], "users": []}
@@ -83,7 +104,12 @@ def test_erase_leaves_nothing_of_the_user_and_everyone_else_intact(served):
     assert files_holding(served.data_dir, gone_marker.encode()) == []
     assert files_holding(served.data_dir, kept_marker.encode()), "the scan sees data that is there"
     (entry,) = [e for e in served.get("/api/v1/audit", project=project)["entries"] if e["action"] == "erase_user"]
-    assert (entry["sessions"], entry["events"], entry["who"], entry["scrubbed"]) == (3, 6, "admin (from --api-key)", True)
+    assert (entry["sessions"], entry["events"], entry["who"], entry["scrubbed"]) == (
+        3,
+        6,
+        "admin (from --api-key)",
+        True,
+    )
     assert gone not in json.dumps(entry) and gone.encode() not in (served.data_dir / "audit.jsonl").read_bytes()
 
 
@@ -128,8 +154,10 @@ def test_kill_9_during_an_erase_is_finished_on_restart(tmp_path):
 
 
 def _erase_quietly(url: str, project: str, user_id: str) -> None:
-    try:
-        httpx.post(f"{url}/api/v1/projects/{project}/erase", json={"user_id": user_id},
-                   headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60)  # fmt: skip
-    except httpx.HTTPError:
-        pass  # the server is killed under it
+    with contextlib.suppress(httpx.HTTPError):  # the server is killed under it
+        httpx.post(
+            f"{url}/api/v1/projects/{project}/erase",
+            json={"user_id": user_id},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=60,
+        )

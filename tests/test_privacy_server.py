@@ -45,12 +45,22 @@ def put_rules(server, project: str, rules: list) -> dict:
 def send_everywhere(server, project: str, email: str, card: str, phone: str, ip: str = "203.0.113.9") -> list[str]:
     """One session through each ingest path, all carrying personal data; returns the session ids."""
     ids = [new_trace_id() for _ in range(3)]
-    record = {"tracehive.record": "session", "tracehive.session_id": ids[0],
-              "tracehive.user_properties": f'{{"user_id": "u-{ids[0]}", "email": "{email}"}}'}  # fmt: skip
-    ours = {"tracehive.session_id": ids[0], "tracehive.inputs": f'{{"q": "mail {email}, card {card}, call {phone}"}}',
-            "tracehive.metadata": f'{{"client": {{"ip": "{ip}", "os": "linux"}}}}'}  # fmt: skip
-    honeyhive = {"honeyhive.project": project, "honeyhive_user_properties.email": email,
-                 "honeyhive_user_properties.user_id": f"u-{ids[1]}", "honeyhive_inputs.q": f"from {email}"}  # fmt: skip
+    record = {
+        "tracehive.record": "session",
+        "tracehive.session_id": ids[0],
+        "tracehive.user_properties": f'{{"user_id": "u-{ids[0]}", "email": "{email}"}}',
+    }
+    ours = {
+        "tracehive.session_id": ids[0],
+        "tracehive.inputs": f'{{"q": "mail {email}, card {card}, call {phone}"}}',
+        "tracehive.metadata": f'{{"client": {{"ip": "{ip}", "os": "linux"}}}}',
+    }
+    honeyhive = {
+        "honeyhive.project": project,
+        "honeyhive_user_properties.email": email,
+        "honeyhive_user_properties.user_id": f"u-{ids[1]}",
+        "honeyhive_inputs.q": f"from {email}",
+    }
     plain = {"user.id": f"u-{ids[2]}", "input.value": f"my card is {card} and mail {email}"}
     with server.client() as client:
         for path, trace, attributes in (
@@ -63,8 +73,12 @@ def send_everywhere(server, project: str, email: str, card: str, phone: str, ip:
             answer = client.post(path, json=json_request(spans, resource))
             assert answer.status_code == 200, answer.text
         rest_id = str(uuid.uuid4())
-        session = {"project": project, "session_id": rest_id, "session_name": "rest",
-                   "user_properties": {"user_id": f"u-{rest_id}", "email": email}}  # fmt: skip
+        session = {
+            "project": project,
+            "session_id": rest_id,
+            "session_name": "rest",
+            "user_properties": {"user_id": f"u-{rest_id}", "email": email},
+        }
         assert client.post("/session/start", json={"session": session}).status_code == 200
         answer = client.put("/events", json={"event_id": rest_id, "metadata": {"note": f"reach {email}"}})
         assert answer.status_code == 200, answer.text
