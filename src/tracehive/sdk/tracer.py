@@ -20,6 +20,8 @@ from opentelemetry.context import Context
 
 from tracehive import attributes as A
 from tracehive.model import DEFAULT_PROJECT
+from tracehive.privacy.otlp import redactor_from
+from tracehive.privacy.rules import RuleError
 from tracehive.sdk import pipeline, threads
 from tracehive.sdk.serialize import dumps
 from tracehive.sdk.spans import NAMESPACE_ATTRS, checked_namespaces, current_state, enrich_current_span
@@ -92,9 +94,11 @@ class HoneyHiveTracer:
         source: str | None = None,
         server_url: str | None = None,
         session_id: str | None = None,
+        redact: Any = None,
         **kwargs: Any,
     ) -> HoneyHiveTracer:
-        """Start a session and make it the default for ``@trace`` and the module-level helpers."""
+        """Start a session and make it the default for ``@trace`` and the module-level helpers.
+        ``redact``: redaction rules applied before anything is sent (see docs/privacy.md)."""
         global _default
         if kwargs:
             logger.debug("tracehive: init ignores unsupported arguments %s", sorted(kwargs))
@@ -106,10 +110,24 @@ class HoneyHiveTracer:
             server_url=_text("server_url", server_url, *SERVER_URL_ENV) or DEFAULT_SERVER_URL,
             session_id=_text("session_id", session_id) or str(uuid.uuid4()),
         )
+        if redact is not None:
+            tracer._redact(redact)
         threads.install()
         tracer._emit_session_record({A.SESSION_NAME: tracer.session_name, A.SOURCE: tracer.source})
         _default = tracer
         return tracer
+
+    def _redact(self, given: Any) -> None:
+        """Apply the rules to every batch this tracer's pipeline sends. Rules that cannot be used
+        send nothing rather than the clear data they were meant to keep in."""
+        try:
+            redactor = redactor_from(given)
+        except RuleError as exc:
+            logger.warning("tracehive: redact: %s; no span is sent", exc)
+            self._pipeline, self.otel_tracer = None, trace.NoOpTracer()
+            return
+        if self._pipeline is not None and hasattr(self._pipeline.exporter, "redactor"):
+            self._pipeline.exporter.redactor = redactor
 
     def _emit_session_record(self, attrs: dict[str, str], session_id: str | None = None) -> None:
         """A zero-length root span that tells the server something about the session."""
