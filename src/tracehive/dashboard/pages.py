@@ -15,6 +15,7 @@ from tracehive.dashboard.login import logged_in
 from tracehive.dashboard.render import STATIC_DIR, page
 from tracehive.server import api
 from tracehive.server.auth import Principal
+from tracehive.server.deps import state
 from tracehive.server.logins import Login
 
 router = APIRouter(include_in_schema=False)
@@ -104,6 +105,18 @@ def groups_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Respon
         return {"by": by, "groups": groups, "charts": charts.time_charts(series, split=True)}
 
     return _show(request, viewer, "groups.html", build)
+
+
+@router.get("/privacy")
+def privacy_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Response:
+    """Each readable project's redaction rules and retention, newest version (read-only)."""
+
+    def build(_: views.View) -> dict[str, Any]:
+        readable = viewer[0].projects
+        found = state(request).policies.all()
+        return {"policies": [p.public() for p in found if readable is None or p.project in readable]}
+
+    return _show(request, viewer, "privacy.html", build)
 
 
 @router.get("/static/{name}")
