@@ -13,6 +13,9 @@ import pytest
 from tests.conftest import start_server
 from tests.otlp_payloads import json_request, new_span_id, new_trace_id
 
+from tracehive.client import Client, ServerError
+from tracehive.privacy import Redactor, parse_rules
+
 RULES = [
     {"path": "user_properties.email", "action": "hash"},
     {"path": "metadata.*.ip", "action": "drop"},
@@ -167,3 +170,24 @@ def _project_key(server, project: str) -> str:
     from tracehive.server.auth import KEYS_FILE, KeyRing
 
     return KeyRing(server.data_dir / KEYS_FILE).create(f"key-{project}", project)
+
+
+def test_the_secret_hashes_alike_and_erase_finds_a_hashed_user_id(served):
+    project = f"s-{uuid.uuid4().hex[:8]}"
+    rules = [{"path": "user_properties.user_id", "action": "hash"}]
+    with Client(served.url, served.key) as client:
+        with pytest.raises(ServerError, match="no privacy settings"):
+            client.privacy_secret(project)
+        client.set_privacy(project, redact=rules)
+        secret = client.privacy_secret(project)
+        with served.client() as http:
+            for user in ("alice", "bob"):
+                session = {"project": project, "session_id": str(uuid.uuid4()), "user_properties": {"user_id": user}}
+                assert http.post("/session/start", json={"session": session}).status_code == 200
+        expected = Redactor(parse_rules(rules), bytes.fromhex(secret)).hash_value("alice")
+        (alice,) = client.sessions(project=project, filter='user_id = "alice"')
+        assert alice["user_properties"]["user_id"] == expected
+        assert client.erase_user(project, "alice")["sessions"] == 1
+        assert client.sessions(project=project, filter='user_properties.user_id = "alice"') == []
+        assert len(client.sessions(project=project, filter='user_properties.user_id = "bob"')) == 1
+        assert "secret_read" in {e["action"] for e in client.audit(project)}

@@ -111,6 +111,10 @@ class Client:
         """Save new settings: ``redact=[...]`` and/or ``retention_days=N`` (None: keep forever)."""
         return self._call("PUT", f"/api/v1/projects/{project}/privacy", json=changes)
 
+    def privacy_secret(self, project: str) -> str:
+        """The project's hashing secret, for ``HoneyHiveTracer.init(redact={"rules": ..., "secret": ...})``."""
+        return self._call("GET", f"/api/v1/projects/{project}/privacy/secret")["secret"]
+
     def erase_user(self, project: str, user_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/projects/{project}/erase", json={"user_id": user_id})
 

@@ -25,6 +25,7 @@ HASH_HEX_CHARS = 32  # 128 bits of the HMAC-SHA256
 DROPPED_TEXT = "[removed]"
 MAX_RULES = 100
 MAX_PATH_DEPTH = 32
+MAX_PATH_LENGTH = 1024
 ANY = "*"
 
 
@@ -65,8 +66,12 @@ class Rule:
 
 def parse_path(text: Any, where: str) -> tuple[str, ...]:
     """``user_properties.email`` as its keys; the first names a namespace (or ``*``: any)."""
-    if not isinstance(text, str) or not text:
-        raise RuleError(f"{where}.path: a dotted key path like user_properties.email, got {text!r}")
+    if not isinstance(text, str) or not text or len(text) > MAX_PATH_LENGTH:
+        shown = repr(text) if len(repr(text)) < 80 else f"{len(text)} characters"
+        raise RuleError(
+            f"{where}.path: a dotted key path like user_properties.email (at most "
+            f"{MAX_PATH_LENGTH} characters), got {shown}"
+        )
     parts = tuple(text.split("."))
     if len(parts) < 2 or len(parts) > MAX_PATH_DEPTH or "" in parts:
         raise RuleError(f"{where}.path: a namespace and at least one key, like user_properties.email, got {text!r}")

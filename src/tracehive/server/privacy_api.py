@@ -76,6 +76,18 @@ def privacy_history(request: Request, project: str, who: Principal = Depends(pri
     return {"versions": state(request).policies.history(own_project(who, project))}
 
 
+@router.get("/projects/{project}/privacy/secret")
+def privacy_secret(request: Request, project: str, who: Principal = Depends(principal)) -> dict:
+    """The project's hashing secret, for an SDK that hashes before sending
+    (``HoneyHiveTracer.init(redact={"rules": [...], "secret": ...})``). Every read is audited."""
+    server = state(request)
+    policy = server.policies.get(own_project(who, project))
+    if not policy.secret:
+        raise HTTPException(404, f"project {project!r} has no privacy settings yet, so no secret")
+    server.audit.record("secret_read", project, who.name)
+    return {"project": project, "secret": policy.secret}
+
+
 @router.post("/projects/{project}/erase")
 async def erase_user(request: Request, project: str, body: EraseRequest, who: Principal = Depends(principal)) -> dict:
     """Erase every session and event of one user (``user_properties.user_id``) and scrub the store's
