@@ -144,8 +144,10 @@ def test_client_sessions_as_dicts_and_frames(exported):
         assert json.loads(frame["user_properties"][0]) == found[0]["user_properties"]
 
 
-def test_retention_removes_exactly_the_expired_sessions_while_ingest_goes_on(tmp_path):
-    server = start_server(tmp_path, "--ingest-workers", "0", "--housekeeping-seconds", "0.3")
+@pytest.mark.parametrize("backend", ["duckdb", "clickhouse"])
+def test_retention_removes_exactly_the_expired_sessions_while_ingest_goes_on(tmp_path, backend):
+    extra = ("--store", f"chdb://{tmp_path / 'chdb'}?database=kept") if backend == "clickhouse" else ()
+    server = start_server(tmp_path, *extra, "--ingest-workers", "0", "--housekeeping-seconds", "0.3")
     now = time.time_ns()
     old = [new_trace_id() for _ in range(30)]
     fresh: list[str] = []

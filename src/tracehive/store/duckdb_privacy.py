@@ -117,10 +117,16 @@ class DuckDBPrivacy:
         cursor = self._cursor()
         cursor.register("wanted", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
         try:
+            # The sessions' time span bounds their events: the scan skips row groups outside it.
+            first, last = cursor.execute(
+                "SELECT min(start_time), max(end_time) FROM sessions JOIN wanted ON project = p AND session_id = s"
+            ).fetchone()
+            span = "" if first is None or last is None else "WHERE e.start_time BETWEEN ? AND ? "
             rows = cursor.execute(
                 f"SELECT {', '.join(f'e.{c}' for c in EVENT_COLUMNS)} FROM events e "
-                "JOIN wanted ON e.project = wanted.p AND e.session_id = wanted.s "
-                "ORDER BY e.project, e.session_id, e.start_time, e.event_id"
+                f"JOIN wanted ON e.project = wanted.p AND e.session_id = wanted.s {span}"
+                "ORDER BY e.project, e.session_id, e.start_time, e.event_id",
+                [first, last] if span else [],
             ).fetchall()
         finally:
             cursor.unregister("wanted")
