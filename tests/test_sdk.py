@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -21,8 +22,7 @@ from pydantic import BaseModel
 import tracehive
 from tracehive import HoneyHiveTracer, atrace, enrich_session, enrich_span, flush, trace
 from tracehive import attributes as A
-from tracehive.sdk import decorators, pipeline
-from tracehive.sdk import tracer as tracer_module
+from tracehive.sdk import decorators, pipeline, sessions
 
 USER_PROPERTIES = {
     "preferences": {"theme": "dark", "langs": ["en", "fr"]},
@@ -40,8 +40,10 @@ def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     """Pipelines built around an in-memory exporter; no default tracer before the test starts."""
     memory = InMemorySpanExporter()
     pipeline.use_exporter(memory)
-    monkeypatch.setattr(tracer_module, "_default", None)
+    monkeypatch.setattr(sessions, "_default", None)
+    token = otel_context.attach(otel_context.Context())  # no session from an earlier test
     yield memory
+    otel_context.detach(token)
     pipeline.use_exporter(None)
 
 
@@ -82,7 +84,9 @@ def test_public_api_matches_honeyhive_names() -> None:
         "enrich_session",
         "enrich_span",
         "flush",
+        "set_default_tracer",
         "trace",
+        "trace_class",
     }
 
 
@@ -109,7 +113,7 @@ def test_init_reads_environment_and_ignores_unknown_arguments(
     tracer = HoneyHiveTracer.init(api_key="k", source="prod", session_id="fixed-id", verbose=True, disable_batch=True)
     assert (tracer.project, tracer.source, tracer.session_id) == ("from-env", "prod", "fixed-id")
     assert tracer.server_url == "http://127.0.0.1:9"
-    assert tracer_module.latest_tracer() is tracer
+    assert sessions.resolve().tracer is tracer
     (record,) = records(exporter)
     assert record.attributes[A.SESSION_ID] == "fixed-id"
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 from tests.test_sdk_export import Capture, capture_fixture, closed_port, run_program  # noqa: F401 (fixture)
 
 from tracehive import HoneyHiveTracer, atrace, flush, trace
 from tracehive import attributes as A
-from tracehive.sdk import pipeline
-from tracehive.sdk import tracer as tracer_module
+from tracehive.sdk import pipeline, sessions
 from tracehive.sdk.delivery import QUEUE_FULL
 from tracehive.sdk.export import OtlpHttpExporter, retry_after_seconds
 from tracehive.sdk.settings import ExportSettings
@@ -53,9 +53,11 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Short export timings for the pipelines made in this test; they are closed afterwards."""
     for var, value in FAST.items():
         monkeypatch.setenv(var, value)
-    monkeypatch.setattr(tracer_module, "_default", None)
+    monkeypatch.setattr(sessions, "_default", None)
+    token = otel_context.attach(otel_context.Context())  # no session from an earlier test
     pipeline.use_exporter(None)
     yield
+    otel_context.detach(token)
     pipeline.use_exporter(None)
 
 

@@ -5,7 +5,26 @@ The SDK's public API matches the HoneyHive SDK's names, so ``from honeyhive impo
 """
 
 from tracehive.client import Client
-from tracehive.sdk import HoneyHiveTracer, atrace, enrich_session, enrich_span, flush, trace
+from tracehive.sdk import (
+    HoneyHiveTracer,
+    atrace,
+    enrich_session,
+    enrich_span,
+    flush,
+    set_default_tracer,
+    trace,
+    trace_class,
+)
 
-__all__ = ["Client", "HoneyHiveTracer", "atrace", "enrich_session", "enrich_span", "flush", "trace"]
+__all__ = [
+    "Client",
+    "HoneyHiveTracer",
+    "atrace",
+    "enrich_session",
+    "enrich_span",
+    "flush",
+    "set_default_tracer",
+    "trace",
+    "trace_class",
+]
 __version__ = "0.1.0"

@@ -63,6 +63,8 @@ class Event:
     # The non-empty namespaces as JSON text, set by the server's limit check (which has to serialise
     # them anyway) so that the store's single writer thread does not serialise them again.
     namespace_json: dict[str, str] | None = None
+    # The span named no session: session_id is its trace id until a span of the trace names one.
+    session_from_trace: bool = False
 
     @property
     def duration_ms(self) -> float:

@@ -1,6 +1,7 @@
 """Redaction of an encoded OTLP request, the SDK's one step before a batch leaves the process
 (``HoneyHiveTracer.init(..., redact=...)``): the same rules the server applies, on our namespace
-attributes (``tracehive.<namespace>``, a JSON object each) and the error text."""
+attributes (``tracehive.<namespace>``, a JSON object each), and the patterns on the error text and
+on every other string attribute but our own ids and names (instrumentors' prompts, for one)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def redact_request(request: ExportTraceServiceRequest, redactor: Redactor) -> No
                     ns = _NAMESPACE_KEYS.get(attribute.key)
                     if ns is not None:
                         value.string_value = _redacted_json(value.string_value, ns, redactor)
-                    elif attribute.key == A.ERROR:
+                    elif attribute.key == A.ERROR or not attribute.key.startswith(A.NAMESPACE_PREFIX):
                         value.string_value = redactor.redact_text(value.string_value)
                 if span.status.message:
                     span.status.message = redactor.redact_text(span.status.message)

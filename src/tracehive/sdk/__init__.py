@@ -4,7 +4,17 @@ Moving code from HoneyHive means changing ``from honeyhive import ...`` to
 ``from tracehive import ...``; names, arguments and defaults match.
 """
 
-from tracehive.sdk.decorators import atrace, trace
-from tracehive.sdk.tracer import HoneyHiveTracer, enrich_session, enrich_span, flush
+from tracehive.sdk.decorators import atrace, trace, trace_class
+from tracehive.sdk.functions import enrich_session, enrich_span, flush, set_default_tracer
+from tracehive.sdk.tracer import HoneyHiveTracer
 
-__all__ = ["HoneyHiveTracer", "atrace", "enrich_session", "enrich_span", "flush", "trace"]
+__all__ = [
+    "HoneyHiveTracer",
+    "atrace",
+    "enrich_session",
+    "enrich_span",
+    "flush",
+    "set_default_tracer",
+    "trace",
+    "trace_class",
+]

@@ -17,9 +17,11 @@ from opentelemetry import context as otel_context
 
 from tracehive import attributes as A
 from tracehive.model import DEFAULT_EVENT_TYPE, EVENT_TYPES
+from tracehive.sdk import sessions
 from tracehive.sdk import tracer as tracer_module
 from tracehive.sdk.serialize import dumps
-from tracehive.sdk.spans import STATE_KEY, SpanState, checked_namespaces
+from tracehive.sdk.sessions import Session
+from tracehive.sdk.spans import SpanState, checked_namespaces
 
 logger = logging.getLogger("tracehive")
 
@@ -88,39 +90,34 @@ class _Spec:
         self.namespaces = checked_namespaces(namespaces, "trace") or None
         self.tracer = tracer
         self.warned = False
-        # (tracer, its attributes merged with ours): one tuple, so threads never see a torn pair.
+        # (session, its attributes merged with ours): one tuple, so threads never see a torn pair.
         self._cached: tuple[Any, dict[str, str]] = (None, {})
         try:
             self.arguments: _Arguments | None = _Arguments(func)
         except (TypeError, ValueError):
             self.arguments = None
 
-    def base_attributes(self, tracer: tracer_module.HoneyHiveTracer) -> dict[str, str]:
-        cached_tracer, attrs = self._cached
-        if tracer is not cached_tracer:
-            attrs = {**tracer.span_attributes, **self.attributes}
-            self._cached = (tracer, attrs)
+    def base_attributes(self, session: Session) -> dict[str, str]:
+        cached_session, attrs = self._cached
+        if session is not cached_session:
+            attrs = {**session.span_attributes, **self.attributes}
+            self._cached = (session, attrs)
         return attrs
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SpanState | None:
         """Open the call's span; None (and the call runs untraced) if that is not possible."""
         try:
             parent = otel_context.get_current()
-            parent_state = parent.get(STATE_KEY)
-            tracer = (
-                self.tracer
-                or (parent_state.tracer if parent_state is not None else None)
-                or tracer_module.latest_tracer()
-            )
-            if tracer is None:
+            session = sessions.resolve(parent, self.tracer)
+            if session is None:
                 if not self.warned:
                     self.warned = True
                     logger.warning("tracehive: %s called before HoneyHiveTracer.init; not traced", self.name)
                 return None
             inputs = self.arguments.bind(args, kwargs) if self.arguments is not None else {"args": list(args), **kwargs}
-            span = tracer.otel_tracer.start_span(self.name, parent)
+            span = session.tracer.tracer.start_span(self.name, parent)
             return SpanState(
-                span, tracer, self.base_attributes(tracer), self.namespaces, dumps(inputs) if inputs else None, parent
+                span, session, self.base_attributes(session), self.namespaces, dumps(inputs) if inputs else None, parent
             )
         except Exception:
             logger.warning("tracehive: could not start a span for %s; not traced", self.name, exc_info=True)
@@ -302,7 +299,7 @@ def trace(
 
     ``event_type`` is "tool" (default), "model", "chain" or "function"; ``event_name`` defaults
     to the function's qualified name; ``metadata`` and ``config`` are recorded on every call;
-    ``tracer`` defaults to the running traced call's tracer, else the latest initialised one.
+    ``tracer`` defaults to the current session's tracer (the context's, else the default one).
     """
     options = {"event_name": event_name, "metadata": metadata, "config": config, "tracer": tracer, **kwargs}
     if callable(event_type) and not isinstance(event_type, str):
@@ -320,3 +317,20 @@ def atrace(
 ) -> Any:
     """HoneyHive's async decorator; :func:`trace` already handles coroutines, so this is an alias."""
     return trace(event_type, event_name, metadata, config, tracer, **kwargs)
+
+
+def trace_class(cls: type) -> type:
+    """Trace every public method of ``cls`` (its own and inherited), each named ``Class.method``.
+
+    Static and class methods, properties and names starting with ``_`` are left alone.
+    """
+    if not isinstance(cls, type):
+        logger.warning("tracehive: @trace_class needs a class, got %s; left as is", type(cls).__name__)
+        return cls
+    for name in dir(cls):
+        member = inspect.getattr_static(cls, name, None)
+        if name.startswith("_") or isinstance(member, staticmethod | classmethod | property):
+            continue
+        if inspect.isfunction(member):
+            setattr(cls, name, _decorate(member, event_name=f"{cls.__name__}.{name}"))
+    return cls

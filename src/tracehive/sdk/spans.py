@@ -21,11 +21,13 @@ from tracehive.model import NAMESPACES, deep_merge
 from tracehive.sdk.serialize import dumps
 
 if TYPE_CHECKING:
-    from tracehive.sdk.tracer import HoneyHiveTracer
+    from tracehive.sdk.sessions import Session
 
 logger = logging.getLogger("tracehive")
 
 STATE_KEY = otel_context.create_key("tracehive-span-state")
+# The current session (see :mod:`tracehive.sdk.sessions`); defined here so a traced call can set it.
+SESSION_KEY = otel_context.create_key("tracehive-session")
 NAMESPACE_ATTRS: dict[str, str] = {ns: f"{A.NAMESPACE_PREFIX}{ns}" for ns in NAMESPACES}
 INPUTS_ATTR = NAMESPACE_ATTRS["inputs"]
 
@@ -38,32 +40,37 @@ class SpanState:
     that looks at attributes at start).
     """
 
-    __slots__ = ("attributes", "context", "ended", "error", "inputs_json", "namespaces", "span", "tracer")
+    __slots__ = ("attributes", "context", "ended", "error", "inputs_json", "namespaces", "session", "span")
 
     def __init__(
         self,
         span: Span,
-        tracer: HoneyHiveTracer,
+        session: Session,
         attributes: dict[str, str],
         namespaces: dict[str, dict[str, Any]] | None,
         inputs_json: str | None,
         parent: otel_context.Context,
     ) -> None:
         self.span = span
-        self.tracer = tracer
+        self.session = session
         # Both shared with the decorator: merges copy, never mutate.
         self.attributes = attributes
         self.namespaces = namespaces
         self.inputs_json = inputs_json
         self.error: str | None = None
         self.ended = False
-        self.context = otel_context.set_value(STATE_KEY, self, trace.set_span_in_context(span, parent))
+        context = otel_context.set_value(STATE_KEY, self, trace.set_span_in_context(span, parent))
+        if parent.get(SESSION_KEY) is not session:
+            context = otel_context.set_value(SESSION_KEY, session, context)
+        self.context = context
 
     def merge(self, namespace: str, values: dict[str, Any]) -> None:
         namespaces = self.namespaces = dict(self.namespaces) if self.namespaces else {}
         namespaces[namespace] = deep_merge(namespaces.get(namespace) or {}, values)
 
-    def finish(self, outputs: dict[str, Any] | None, exc: BaseException | None = None) -> None:
+    def finish(
+        self, outputs: dict[str, Any] | None, exc: BaseException | None = None, end_time: int | None = None
+    ) -> None:
         """Write the attributes and the error, then end the span. Never raises."""
         if self.ended:
             return
@@ -79,7 +86,7 @@ class SpanState:
             if self.error is not None:
                 attrs[A.ERROR] = self.error
             span.set_attributes(attrs)
-            span.end()
+            span.end(end_time)
         except Exception:
             logger.warning("tracehive: could not finish a span", exc_info=True)
 
@@ -165,3 +172,41 @@ def _enrich_foreign_span(span: Span, given: dict[str, dict[str, Any]], error: st
         attrs[A.ERROR] = error
     if attrs:
         span.set_attributes(attrs)
+
+
+def enrich_span(
+    attributes: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    feedback: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+    outputs: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    error: str | None = None,
+    user_properties: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> bool:
+    """Merge namespaces into the current span; False (and a warning) if there is none.
+
+    As in HoneyHive, ``attributes`` and any other keyword arguments go to ``metadata``.
+    """
+    try:
+        if attributes or kwargs:
+            extra = {**attributes} if isinstance(attributes, dict) else {}
+            extra.update(kwargs)
+            metadata = {**extra, **metadata} if isinstance(metadata, dict) else extra
+        return enrich_current_span(
+            {
+                "user_properties": user_properties,
+                "metadata": metadata,
+                "metrics": metrics,
+                "feedback": feedback,
+                "config": config,
+                "inputs": inputs,
+                "outputs": outputs,
+            },
+            error,
+        )
+    except Exception:
+        logger.warning("tracehive: enrich_span failed", exc_info=True)
+        return False

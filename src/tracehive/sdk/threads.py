@@ -2,9 +2,10 @@
 
 asyncio tasks copy context variables by themselves; threads do not, so a ``@trace`` function run
 on a ``threading.Thread`` or a ``ThreadPoolExecutor`` would start a new root span instead of a
-child. :func:`install` wraps ``Thread.start`` and ``ThreadPoolExecutor.submit`` (and so ``map``
-and ``loop.run_in_executor``) to capture the OpenTelemetry context, only when a traced call is
-running, and attach it around the work in the other thread.
+child, and outside the current session. :func:`install` wraps ``Thread.start`` and
+``ThreadPoolExecutor.submit`` (and so ``map`` and ``loop.run_in_executor``) to capture the
+OpenTelemetry context, only when it holds a session, and attach it around the work in the other
+thread.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from tracehive.sdk.spans import STATE_KEY
+from tracehive.sdk.spans import SESSION_KEY
 
 _installed = False
 _install_lock = threading.Lock()
@@ -36,7 +37,7 @@ def _run_in(ctx: otel_context.Context, work: Callable[..., Any], /, *args: Any, 
 
 def _traced_context() -> otel_context.Context | None:
     ctx = otel_context.get_current()
-    return ctx if ctx.get(STATE_KEY) is not None else None
+    return ctx if ctx.get(SESSION_KEY) is not None else None
 
 
 def install() -> None:

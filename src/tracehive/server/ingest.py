@@ -86,7 +86,7 @@ async def export_traces(request: Request, who: Principal = Depends(principal)) -
         body = await read_body(request, limits.max_body_bytes)
         try:
             rows = await server.workers.prepare(
-                content_type, body, who.project or DEFAULT_PROJECT, limits, server.policies.ingest_redactors()
+                content_type, body, who.project or DEFAULT_PROJECT, limits, redactors=server.policies.ingest_redactors()
             )
         except OtlpError as exc:
             raise HTTPException(400, str(exc)) from None

@@ -23,6 +23,7 @@ from tracehive.privacy.records import redact_batch
 from tracehive.server.limits import Limits, check_spans, enforce_batch
 from tracehive.server.mapping import spans_to_batch
 from tracehive.server.otlp import decode_json, decode_protobuf
+from tracehive.server.prices import Prices
 from tracehive.store.columns import Rows
 
 PROTOBUF = "application/x-protobuf"
@@ -43,6 +44,7 @@ def prepare(
     body: bytes,
     default_project: str,
     limits: Limits,
+    prices: Prices | None = None,
     redactors: Mapping[str, Redactor] | None = None,
 ) -> Rows:
     """Decode, check, map and redact one request body (raises OtlpError with what is wrong).
@@ -50,7 +52,7 @@ def prepare(
     request, so a worker applies a rule from the moment it is saved."""
     spans = decode_protobuf(body) if content_type == PROTOBUF else decode_json(body)
     check_spans(spans, limits)
-    batch = spans_to_batch(spans, default_project)
+    batch = spans_to_batch(spans, default_project, prices)
     redact_batch(batch, redactors)
     enforce_batch(batch, limits)
     return Rows.of(batch)
@@ -98,10 +100,11 @@ class IngestWorkers:
         body: bytes,
         default_project: str,
         limits: Limits,
+        prices: Prices | None = None,
         redactors: Mapping[str, Redactor] | None = None,
     ) -> Rows:
+        args = (content_type, body, default_project, limits, prices, redactors)
         pool = self._ready_pool() if self.count else None
-        args = (content_type, body, default_project, limits, redactors)
         if pool is None:
             return await asyncio.to_thread(prepare, *args)
         try:
