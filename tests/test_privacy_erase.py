@@ -14,18 +14,13 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import ADMIN_KEY, start_server
+from tests.conftest import ADMIN_KEY, files_holding, start_server, start_server_on
 from tests.otlp_payloads import json_request, new_span_id, new_trace_id
 
 from tracehive.client import Client
-
-
-def files_holding(folder: Path, needle: bytes) -> list[str]:
-    return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
 def send_user(server, project: str, user_id: str, marker: str, sessions: int = 3) -> None:
@@ -72,9 +67,7 @@ def snapshot(server, project: str, user_id: str) -> dict:
 
 @pytest.fixture(scope="module", params=["duckdb", "clickhouse"])
 def served(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(f"erase-{request.param}")
-    extra = ("--store", f"chdb://{folder / 'chdb'}?database=served") if request.param == "clickhouse" else ()
-    server = start_server(folder, *extra, "--ingest-workers", "0")
+    server = start_server_on(request.param, tmp_path_factory.mktemp(f"erase-{request.param}"), "--ingest-workers", "0")
     yield server
     server.stop()
 

@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 import pytest
-from tests.conftest import start_server
+from tests.conftest import start_server, start_server_on
 from tests.otlp_payloads import json_request, new_span_id, new_trace_id
 
 from tracehive.client import Client
@@ -146,8 +146,7 @@ def test_client_sessions_as_dicts_and_frames(exported):
 
 @pytest.mark.parametrize("backend", ["duckdb", "clickhouse"])
 def test_retention_removes_exactly_the_expired_sessions_while_ingest_goes_on(tmp_path, backend):
-    extra = ("--store", f"chdb://{tmp_path / 'chdb'}?database=kept") if backend == "clickhouse" else ()
-    server = start_server(tmp_path, *extra, "--ingest-workers", "0", "--housekeeping-seconds", "0.3")
+    server = start_server_on(backend, tmp_path, "--ingest-workers", "0", "--housekeeping-seconds", "0.3")
     now = time.time_ns()
     old = [new_trace_id() for _ in range(30)]
     fresh: list[str] = []

@@ -6,11 +6,10 @@ value still filters and groups."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import start_server
+from tests.conftest import files_holding, start_server_on
 from tests.otlp_payloads import json_request, new_span_id, new_trace_id
 
 from tracehive.client import Client, ServerError
@@ -25,15 +24,11 @@ RULES = [
 ]
 
 
-def files_holding(folder: Path, needle: bytes) -> list[str]:
-    return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
-
-
 @pytest.fixture(scope="module", params=["duckdb", "clickhouse"])
 def served(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(f"privacy-{request.param}")
-    extra = ("--store", f"chdb://{folder / 'chdb'}?database=served") if request.param == "clickhouse" else ()
-    server = start_server(folder, *extra, "--ingest-workers", "1")
+    server = start_server_on(
+        request.param, tmp_path_factory.mktemp(f"privacy-{request.param}"), "--ingest-workers", "1"
+    )
     yield server
     server.stop()
 

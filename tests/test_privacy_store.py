@@ -9,6 +9,7 @@ from pathlib import Path
 
 import clickhouse_connect
 import pytest
+from tests.conftest import files_holding
 from tests.store_scenario import SECOND, T0, event, update
 
 from tracehive.filters import Compare, Field, parse
@@ -17,12 +18,6 @@ from tracehive.store.base import SessionQuery
 from tracehive.store.clickhouse import ClickHouseStore
 from tracehive.store.columns import Rows
 from tracehive.store.duckdb import DuckDBStore
-
-
-def files_holding(folder: Path, needle: bytes) -> list[str]:
-    """Every file under ``folder`` holding ``needle``. chDB's folder is shared by the tests of one
-    process, but only this test's database ever holds its marker."""
-    return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
 def batches(marker: str) -> list[Batch]:
@@ -52,7 +47,7 @@ def opened(request, tmp_path, chdb_dsn):
     else:
         name = f"privacy_{request.node.name.replace('[', '_').replace(']', '')}"
         store = ClickHouseStore(clickhouse_connect.get_client(dsn=chdb_dsn), database=name)
-        folder = Path(chdb_dsn.removeprefix("chdb://")) / "store"  # every database's parts; see below
+        folder = Path(chdb_dsn.removeprefix("chdb://")) / "store"  # shared; only this test writes its marker
     marker = f"erase-me-{uuid.uuid4().hex}"
     for batch in batches(marker):
         store.write(Rows.of(batch))

@@ -21,6 +21,7 @@ import orjson
 from tracehive.filters import Compare, Expr, Field, Or
 from tracehive.server.audit import AuditLog
 from tracehive.server.policies import PolicyBook
+from tracehive.store.durable import fsync_path
 from tracehive.store.writer import BulkWriter
 
 JOURNAL_DIR = "erase-journal"
@@ -34,14 +35,6 @@ def user_filter(user_id: str) -> Expr:
     if user_id.lstrip("-").isdigit() and len(user_id) < 19:
         return Or((same, Compare(_USER_ID, "=", int(user_id))))
     return same
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Eraser:
@@ -64,7 +57,7 @@ class Eraser:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _sync_dir(self.journal)
+        fsync_path(self.journal)
         return self._carry_out(job, path, redone=False)
 
     def redo_pending(self) -> list[dict[str, Any]]:
@@ -97,5 +90,5 @@ class Eraser:
             redone=redone,
         )
         path.unlink()
-        _sync_dir(self.journal)
+        fsync_path(self.journal)
         return entry

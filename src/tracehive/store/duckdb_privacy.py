@@ -20,6 +20,7 @@ from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Expr
 from tracehive.store.base import Row
 from tracehive.store.columns import EVENT_COLUMNS
 from tracehive.store.duckdb_filter import to_duckdb_sql
+from tracehive.store.durable import fsync_path
 from tracehive.store.gate import gated
 from tracehive.store.migrations import Migration
 from tracehive.store.rows import record_row
@@ -40,14 +41,6 @@ def _settings_row(values: tuple) -> Row:
     row = dict(zip(("project", "version", "settings", "secret", "saved_at", "saved_by"), values, strict=True))
     row["saved_at"] = row["saved_at"].isoformat() + "Z"
     return row
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_rewrite_leftover(path: str) -> None:
@@ -196,9 +189,9 @@ class DuckDBPrivacy:
             self._db.execute(f"DETACH {_REWRITE_ALIAS}")
         # Closing checkpoints and removes the old file's write-ahead log, so nothing replays into the new one.
         self._db.close()
-        _fsync(fresh)
+        fsync_path(fresh)
         os.replace(fresh, self.path)
-        _fsync(os.path.dirname(os.path.abspath(self.path)))
+        fsync_path(os.path.dirname(os.path.abspath(self.path)))
         self._db = self._connect()
         self._local = threading.local()  # every thread's cursor belonged to the closed connection
 
