@@ -196,3 +196,30 @@ def test_retention_removes_exactly_the_expired_sessions_while_ingest_goes_on(tmp
     finally:
         stop.set()
         server.stop()
+
+
+def test_arrow_columns_keep_types_of_fields_the_export_does_not_know():
+    from tracehive.privacy.export import export_row, to_arrow
+
+    session = {
+        "project": "p",
+        "session_id": "s",
+        "start_time": "2026-01-01T00:00:00Z",
+        "event_count": 2,
+        "metadata": {"a": [1, None]},
+        "cost": 0,
+        "model_calls": 3,
+        "flagged": True,
+        "user_id": None,
+    }
+    event = {"event_id": "e", "session_id": "s", "start_time": "2026-01-01T00:00:00.5Z", "duration_ms": 1,
+             "metadata": {}, "error": None}  # fmt: skip
+    rows = [export_row(session, event), export_row({**session, "cost": 0.25, "user_id": "u"}, event)]
+    table = to_arrow(rows)
+    types = {field.name: str(field.type) for field in table.schema}
+    assert types["cost"] == "double" and types["model_calls"] == "int64" and types["flagged"] == "bool"
+    assert types["session_start_time"] == types["start_time"] == "timestamp[us, tz=UTC]"
+    assert types["session_metadata"] == types["metadata"] == types["user_id"] == "string"
+    assert table.column("cost").to_pylist() == [0.0, 0.25] and table.column("session_metadata")[0].as_py() == (
+        '{"a":[1,null]}'
+    )

@@ -5,6 +5,7 @@ value still filters and groups."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -186,3 +187,22 @@ def test_the_secret_hashes_alike_and_erase_finds_a_hashed_user_id(served):
         assert client.sessions(project=project, filter='user_properties.user_id = "alice"') == []
         assert len(client.sessions(project=project, filter='user_properties.user_id = "bob"')) == 1
         assert "secret_read" in {e["action"] for e in client.audit(project)}
+
+
+def test_a_saved_rule_applies_to_the_next_request_in_the_ingest_workers(served):
+    project = f"w-{uuid.uuid4().hex[:8]}"
+    with served.client() as client:
+        # Until its worker processes are up the server maps requests on a thread; give them time.
+        warm = {"trace_id": new_trace_id(), "span_id": new_span_id(), "name": "warm-up"}
+        assert client.post("/v1/traces", json=json_request([warm])).status_code == 200
+        time.sleep(5)
+        for expected_masked in (False, True):
+            email = f"dee.{uuid.uuid4().hex[:8]}@example.com"
+            span = {"trace_id": new_trace_id(), "span_id": new_span_id(), "attributes": {"input.value": email}}
+            assert (
+                client.post("/v1/traces", json=json_request([span], {"tracehive.project": project})).status_code == 200
+            )
+            (event,) = served.get(f"/api/v1/sessions/{span['trace_id']}")["events"]
+            assert (event["inputs"]["value"] != email) is expected_masked
+            if not expected_masked:
+                put_rules(served, project, [{"pattern": "email", "action": "mask"}])

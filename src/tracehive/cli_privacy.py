@@ -101,7 +101,7 @@ def _write_parquet(out: Path, rows: Iterator[dict[str, Any]], advance) -> int:
     try:
         for batch in _batches(rows, PARQUET_BATCH):
             if writer is None:
-                writer = pq.ParquetWriter(out, schema_of(batch[0]))
+                writer = pq.ParquetWriter(out, schema_of(batch))
             writer.write_table(to_arrow(batch, writer.schema))
             count += len(batch)
             advance(len(batch))

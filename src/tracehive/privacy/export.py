@@ -60,9 +60,24 @@ def _text(value: Any) -> str | None:
     return orjson.dumps(value).decode()
 
 
-def schema_of(row: dict[str, Any]) -> pa.Schema:
-    """The Arrow schema of rows shaped like ``row`` (every exported row has the same keys)."""
-    return pa.schema([(name, _column_type(name)) for name in row])
+def _inferred_type(values: list[Any]) -> pa.DataType:
+    """A column this module does not know (a store's added figures): numbers stay numbers."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pa.bool_()
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return pa.int64() if all(isinstance(v, int) for v in present) else pa.float64()
+    return pa.string()
+
+
+def schema_of(rows: list[dict[str, Any]]) -> pa.Schema:
+    """The Arrow schema of rows shaped like these (every exported row has the same keys)."""
+    fields = []
+    for name in rows[0]:
+        known = name.removeprefix(SESSION_PREFIX) in _TYPES or _is_namespace(name) or name in _EVENT_KEYS
+        kind = _column_type(name) if known else _inferred_type([row.get(name) for row in rows])
+        fields.append((name, kind))
+    return pa.schema(fields)
 
 
 def to_arrow(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> pa.Table:
@@ -70,7 +85,7 @@ def to_arrow(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> pa.
     if schema is None:
         if not rows:
             return pa.table({})
-        schema = schema_of(rows[0])
+        schema = schema_of(rows)
     arrays = []
     for field in schema:
         values = [row.get(field.name) for row in rows]
@@ -80,5 +95,7 @@ def to_arrow(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> pa.
             values = [orjson.dumps(v).decode() if v is not None else None for v in values]
         elif field.type == pa.string():
             values = [_text(v) for v in values]
+        elif field.type == pa.float64():
+            values = [None if v is None else float(v) for v in values]
         arrays.append(pa.array(values, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
