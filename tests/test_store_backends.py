@@ -120,9 +120,9 @@ def test_reopening_applies_nothing_twice(backend, tmp_path, chdb_dsn):
     open_backend(backend, tmp_path, chdb_dsn, name).close()
     store = open_backend(backend, tmp_path, chdb_dsn, name)
     if backend == "duckdb":
-        versions = store._db.execute("SELECT version FROM schema_version").fetchall()
+        versions = store._db.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
     else:
-        versions = store._client.query(f"SELECT version FROM {name}.schema_version").result_rows
+        versions = store._client.query(f"SELECT version FROM {name}.schema_version ORDER BY version").result_rows
     assert versions == [(m.version,) for m in MIGRATIONS[backend]]
     store.close()
 
