@@ -154,3 +154,15 @@ def _erase_quietly(url: str, project: str, user_id: str) -> None:
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
             timeout=60,
         )
+
+
+def test_an_erase_journal_entry_cut_short_is_dropped_at_start(tmp_path):
+    journal = tmp_path / "erase-journal"
+    journal.mkdir()
+    (journal / "cut.json").write_bytes(b'{"id": "cut", "proj')
+    server = start_server(tmp_path, "--ingest-workers", "0")
+    try:
+        assert list(journal.iterdir()) == []
+        assert server.get("/api/v1/health")["status"] == "ok"
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ erased. The journal is the only place the user id is kept meanwhile, and it is d
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -23,6 +24,8 @@ from tracehive.server.audit import AuditLog
 from tracehive.server.policies import PolicyBook
 from tracehive.store.durable import fsync_path
 from tracehive.store.writer import BulkWriter
+
+log = logging.getLogger("tracehive.server")
 
 JOURNAL_DIR = "erase-journal"
 _USER_ID = Field("user_properties", ("user_id",))
@@ -64,10 +67,17 @@ class Eraser:
         """Finish the erases a previous run started and did not complete."""
         if not self.journal.is_dir():
             return []
-        return [
-            self._carry_out(orjson.loads(path.read_bytes()), path, redone=True)
-            for path in sorted(self.journal.glob("*.json"))
-        ]
+        done = []
+        for path in sorted(self.journal.glob("*.json")):
+            try:
+                job = orjson.loads(path.read_bytes())
+            except orjson.JSONDecodeError:
+                # Killed while writing the entry, so before deleting anything: nothing to redo.
+                log.warning("removing an erase journal entry cut short: %s", path.name)
+                path.unlink()
+                continue
+            done.append(self._carry_out(job, path, redone=True))
+        return done
 
     def _carry_out(self, job: dict[str, Any], path: Path, redone: bool) -> dict[str, Any]:
         project, user_id = job["project"], job["user_id"]

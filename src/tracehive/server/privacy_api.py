@@ -27,10 +27,13 @@ from tracehive.store.base import Cursor, SessionQuery
 router = APIRouter(prefix="/api/v1", tags=["privacy"])
 EXPORT_PAGE = 500  # sessions per store round trip while exporting
 MAX_USER_ID = 1024
+MAX_PROJECT = 1024
 
 
 def own_project(who: Principal, project: str) -> str:
     """The project, if the key may manage it: an admin key, or that project's own key."""
+    if not 0 < len(project) <= MAX_PROJECT:
+        raise HTTPException(400, f"project: 1 to {MAX_PROJECT} characters")
     readable_projects(who, project)
     return project
 
