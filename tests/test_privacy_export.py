@@ -127,6 +127,9 @@ def test_export_jsonl_of_one_users_data(exported):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     sessions = Client(server.url, server.key).sessions(project="small", filter='user_properties.user_id = "u5"')
     assert len(rows) == len(sessions) * EVENTS_PER_SESSION and {r["user_id"] for r in rows} == {"u5"}
+    with Client(server.url, server.key) as client:  # a time range: sessions 100 to 199 of "small"
+        ranged = list(client.events(project="small", from_="2026-01-01T00:01:40Z", to="2026-01-01T00:03:20Z"))
+    assert {r["session_id"] for r in ranged} == {f"small-s{s:06d}" for s in range(100, 200)}
     api = server.get(f"/api/v1/sessions/{rows[0]['session_id']}")
     event = next(e for e in api["events"] if e["event_id"] == rows[0]["event_id"])
     assert {k: rows[0][k] for k in ("start_time", "inputs", "metrics", "duration_ms")} == {

@@ -31,6 +31,10 @@ def answer(question):
     return "we will write to {EMAIL}"
 
 print(answer("please reach me at {EMAIL}"))
+# An instrumentor's span, with the prompt in a plain OpenTelemetry attribute.
+instrumentor = tracer.provider.get_tracer("instrumentor")
+with instrumentor.start_as_current_span("chat", attributes={{"gen_ai.prompt": "{EMAIL}"}}):
+    pass
 print("flushed", tracer.flush(timeout=20))
 """
 
