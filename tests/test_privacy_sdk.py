@@ -88,6 +88,7 @@ def test_client_side_rules_keep_the_value_from_being_sent(capture):
     assert {p["email"] for p in profiles} == {expected}  # what the server makes of it with this secret
     inputs = [json.loads(s["tracehive.inputs"]) for s in spans if "tracehive.inputs" in s]
     assert any(i.get("question") == "please reach me at c***@example.com" for i in inputs), inputs
+    assert "c***@example.com" in [s.get("gen_ai.prompt") for s in spans]  # the instrumentor's span, masked
 
 
 def test_without_a_secret_hash_rules_drop_and_bad_rules_send_nothing(capture):
