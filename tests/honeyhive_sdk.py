@@ -37,6 +37,19 @@ def honeyhive_python(version: str = HONEYHIVE_VERSION) -> Path:
     return python
 
 
+def with_packages(python: Path, *requirements: str) -> Path:
+    """``python``'s venv (from :func:`honeyhive_python`) with ``requirements`` added, once."""
+    venv = python.parent.parent
+    marker = venv / (".with-" + "-".join(sorted(r.replace("/", "_") for r in requirements)))
+    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+            subprocess.run([*pip, *requirements], check=True, capture_output=True)
+            marker.write_text("\n".join(requirements))
+    return python
+
+
 @dataclass
 class Run:
     stdout: str

@@ -193,6 +193,15 @@ def test_users_view_lists_the_seed_user(page):
     assert len(rows(page)) == 1
 
 
+def test_a_user_id_in_the_sessions_list_opens_that_users_sessions(page):
+    page.goto(f"/?project={PROJECT}")
+    page.locator("table.sessions a.user-link", has_text="user-1").first.click()
+    page.wait_for_url(re.compile(r"filter=user_id"))
+    assert page.locator("#filter").input_value() == 'user_id = "user-1"'
+    listed = rows(page)
+    assert len(listed) == 2 and all("user-1" in row for row in listed)
+
+
 def test_group_by_plan_shows_a_row_per_plan(page):
     page.goto(f"/groups?project={PROJECT}&by=user_properties.plan")
     groups = dict(

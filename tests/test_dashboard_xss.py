@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 from tests.browser import log_in, needs_chromium
 from tests.conftest import Server, loaded_server
+from tests.hostile_text import HOSTILE_KEY_VALUE, program_showing
 
 pytestmark = needs_chromium
 
@@ -28,34 +29,7 @@ EVIL_SESSION_ID = 's/../../logout"><img src=x onerror=alert(7)>{{7*7}}'  # a "/"
 LONG = EVIL * 12  # folded
 ERROR = "boom " + EVIL
 
-LOAD = """
-from tracehive import HoneyHiveTracer, trace
-from tracehive import attributes as A
-
-EVIL, LONG, ERROR = EVIL_, LONG_, ERROR_
-
-tracer = HoneyHiveTracer.init(session_name=EVIL, source=EVIL, session_id=EVIL_SESSION_ID_)
-tracer.enrich_session(
-    user_properties={"user_id": EVIL_USER_, "plan": EVIL, EVIL: "value of a hostile key"},
-    metadata={EVIL: EVIL, "nested": {EVIL: [EVIL, {"deep": EVIL}]}, "long": LONG},
-    metrics={EVIL: 1}, feedback={"comment": EVIL}, config={EVIL: EVIL},
-)
-
-@trace(event_type="tool", event_name=EVIL)
-def hostile(question):
-    raise RuntimeError(ERROR)
-
-try:
-    hostile(EVIL)
-except RuntimeError:
-    pass
-
-span = tracer.otel_tracer.start_span("raw", attributes={
-    A.SESSION_ID: tracer.session_id, A.PROJECT: tracer.project, A.EVENT_TYPE: EVIL, A.EVENT_NAME: "typed"})
-span.end()
-tracer.flush()
-""".replace("EVIL_SESSION_ID_", repr(EVIL_SESSION_ID)).replace("EVIL_USER_", repr(EVIL_USER))
-LOAD = LOAD.replace("EVIL_", repr(EVIL)).replace("LONG_", repr(LONG)).replace("ERROR_", repr(ERROR))
+LOAD = program_showing(EVIL, session_id=EVIL_SESSION_ID, user_id=EVIL_USER, long=LONG, error=ERROR)
 
 IN_PROJECT = """
 from tracehive import HoneyHiveTracer
@@ -110,13 +84,13 @@ def test_sessions_list_shows_names_ids_and_columns_literally(page):
     assert page.locator("a.session-link").inner_text() == EVIL
     assert table.locator("th.prop").all_inner_texts() == ["plan", EVIL]  # column names come from the URL
     cells = table.locator("tbody td").all_inner_texts()
-    assert EVIL_USER in cells and EVIL in cells and "value of a hostile key" in cells
+    assert EVIL_USER in cells and EVIL in cells and HOSTILE_KEY_VALUE in cells
     assert_inert(page)
 
 
 def test_session_page_shows_every_namespace_literally(page):
     open_session(page)
-    assert page.title() == f"{EVIL} · tracehive"
+    assert page.title() == f"\u2068{EVIL}\u2069 · tracehive"  # isolated: see test_dashboard_bidi
     assert page.locator("h1").inner_text() == EVIL
     facts = page.locator("dl.facts").inner_text()
     assert EVIL_SESSION_ID in facts and EVIL in facts  # id and source
@@ -179,7 +153,7 @@ def test_group_by_a_hostile_key(page):
     by = 'user_properties."' + EVIL.replace('"', '\\"') + '"'
     page.goto("/groups?project=xss&by=" + quote(by))
     assert page.locator("h1 code").inner_text() == by
-    assert page.locator("table.groups td.group").all_inner_texts() == ["value of a hostile key"]
+    assert page.locator("table.groups td.group").all_inner_texts() == [HOSTILE_KEY_VALUE]
     assert_inert(page)
 
 

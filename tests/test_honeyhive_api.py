@@ -162,7 +162,9 @@ def test_an_event_or_a_session_by_id(client, project):
         ("post", "/v1/events/export", {"limit": 0}, 400, "limit"),
         ("post", "/v1/events/export", {"filters": [{"field": "event_type", "operator": "is", "value": "session"}]},
          400, "filters[0]: exporting sessions"),
-        ("post", "/events", {"event": {}}, 404, "does not support"),
+        ("post", "/events", {"event": {}}, 400, "event.event_name"),
+        ("post", "/events", {"event": {"event_name": "e", "event_type": "session"}}, 400, "event.event_type"),
+        ("post", "/events/batch", {}, 404, "does not support"),
         ("post", "/v1/sessions/abc/events/batch", {}, 404, "does not support"),
     ],
 )  # fmt: skip
@@ -191,3 +193,18 @@ def test_not_json_and_no_key(server, client):
     with server.client("th-unknown") as stranger:
         assert stranger.post("/session/start", json={"session": {}}).status_code == 401
         assert stranger.post("/events", json={}).status_code == 401
+
+
+def test_create_event_stores_a_finished_event_in_its_session(server, client, project):
+    session_id = start(client, project=project)
+    body = {"event": {"project": project, "session_id": session_id, "event_name": "lookup", "event_type": "tool",
+                      "inputs": {"q": 1}, "outputs": {"a": 2}, "metadata": {"k": True}, "duration": 250,
+                      "error": "boom"}}  # fmt: skip
+    answer = client.post("/events", json=body).json()
+    assert answer["success"] is True
+    stored = server.get(f"/api/v1/events/{answer['event_id']}")
+    assert (stored["session_id"], stored["event_name"], stored["event_type"], stored["error"]) == (
+        session_id, "lookup", "tool", "boom",
+    )  # fmt: skip
+    assert (stored["inputs"], stored["outputs"], stored["metadata"]) == ({"q": 1}, {"a": 2}, {"k": True})
+    assert stored["duration_ms"] == 250

@@ -110,7 +110,7 @@ def test_init_reads_environment_and_ignores_unknown_arguments(
 ) -> None:
     monkeypatch.setenv("HH_PROJECT", "from-env")
     monkeypatch.setenv("HH_API_URL", "http://127.0.0.1:9")
-    tracer = HoneyHiveTracer.init(api_key="k", source="prod", session_id="fixed-id", verbose=True, disable_batch=True)
+    tracer = HoneyHiveTracer.init(api_key="k", source="prod", session_id="fixed-id", disable_batch=True)
     assert (tracer.project, tracer.source, tracer.session_id) == ("from-env", "prod", "fixed-id")
     assert tracer.server_url == "http://127.0.0.1:9"
     assert sessions.resolve().tracer is tracer

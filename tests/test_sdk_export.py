@@ -43,7 +43,7 @@ class Capture(ThreadingHTTPServer):
     daemon_threads = True
     HOLD_S = 30.0
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.attempts: list[tuple[float, int]] = []
         self.lock = threading.Lock()
@@ -54,7 +54,7 @@ class Capture(ThreadingHTTPServer):
         self.retry_after: str | None = None
         self.hold_until = 0.0
         self.max_body: int | None = None
-        super().__init__(("127.0.0.1", 0), _CaptureHandler)
+        super().__init__(("127.0.0.1", port), _CaptureHandler)
 
     @property
     def url(self) -> str:
@@ -233,6 +233,32 @@ def test_program_completes_quickly_when_the_server_is_unusable(server: str) -> N
     lines = done.stderr.splitlines()
     assert all(line.startswith("tracehive: ") for line in lines), done.stderr
     assert len(lines) <= 2 and "202 spans were not delivered" in lines[-1], done.stderr
+
+
+SEED_THEN_FLUSH = """
+    import runpy, time
+    started = time.monotonic()
+    seed = runpy.run_module("tracehive.examples.seed", run_name="__main__")
+    before = time.monotonic()
+    flushed = seed["tracer"].flush()
+    print(flushed, round(time.monotonic() - before, 3), flush=True)
+"""
+
+
+def test_the_seed_program_with_a_flush_ends_in_seconds_when_the_server_is_down() -> None:
+    """Issue 12, finding 12: the seed program plus ``tracer.flush()``, server refusing connections,
+    took 30.5 s (the flush waited out its 30 s default). The flush now stops waiting after about
+    2 s, says so once, and the program exits right after."""
+    done, elapsed = run_program(SEED_THEN_FLUSH, HH_API_URL=f"http://127.0.0.1:{closed_port()}", HH_API_KEY="k")
+    assert done.returncode == 0, done.stderr
+    flushed, flush_s = done.stdout.split()[-2:]  # after the seed's own "session: ..." line
+    assert flushed == "False" and float(flush_s) < pipeline.UNREACHABLE_FLUSH_S + 0.5, done.stdout
+    assert elapsed < pipeline.UNREACHABLE_FLUSH_S + EXIT_CHECK_S, elapsed
+    lines = done.stderr.splitlines()
+    assert len([line for line in lines if "flush stopped waiting" in line]) == 1, done.stderr
+    assert "spans were not delivered" in lines[-1], done.stderr  # the exit summary
+    record = {"flush_s": float(flush_s), "program_s": round(elapsed, 3)}
+    print("seed program against a dead server:", record)
 
 
 def test_forked_child_exports_its_own_spans(capture: Capture) -> None:

@@ -15,7 +15,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from tracehive import HoneyHiveTracer, trace
 
 class PlainInstrumentor:
+    is_instrumented_by_opentelemetry = False  # as OpenTelemetry's BaseInstrumentor says it
+    calls = 0
+
     def instrument(self, tracer_provider=None, **kwargs):
+        self.calls += 1
+        self.is_instrumented_by_opentelemetry = True
         self.otel = tracer_provider.get_tracer("plain.instrumentor", "1.0")
 
 plain = PlainInstrumentor()
@@ -36,6 +41,8 @@ with tracer.with_session(session_name="second", user_properties={"user_id": "u-s
 # Outside any traced call: still the tracer's session, as a root.
 with tracer.provider.get_tracer("direct").start_as_current_span("lonely"):
     pass
+HoneyHiveTracer.init(session_name="again", instrumentors=[plain])
+assert plain.calls == 1  # instrumentors are attached once per process
 assert tracer.flush()
 print(tracer.session_id, second)
 """
@@ -59,6 +66,6 @@ def test_instrumentor_spans_nest_under_the_traced_call_in_its_session(server) ->
         assert set(by_name) == {"answer", "chat m", "http post"} | extra, json.dumps(stored["events"])
         assert by_name["chat m"]["parent_id"] == by_name["answer"]["event_id"]
         assert by_name["http post"]["parent_id"] == by_name["chat m"]["event_id"]
-        assert by_name["chat m"]["metadata"]["gen_ai"]["request"]["model"] == "m"
+        assert by_name["chat m"]["config"]["model"] == "m", by_name["chat m"]
         assert by_name["answer"]["parent_id"] is None
     assert server.get(f"/api/v1/sessions/{first}")["session_name"] == "provider"

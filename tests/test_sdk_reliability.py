@@ -249,6 +249,43 @@ def test_flush_returns_within_its_timeout(fast: None, capture: Capture, server: 
         assert time.monotonic() - before < timeout + SLACK_S
 
 
+def test_a_flush_with_no_timeout_stops_waiting_for_an_unreachable_server_and_keeps_the_spans(
+    fast: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12, finding 12: flush() against a refusing server blocked for 30 s. Now about 2 s, False,
+    one warning; the spans stay queued and reach the server once it is back."""
+    port = closed_port()
+    tracer = HoneyHiveTracer.init(api_key="k", project="reliability", server_url=f"http://127.0.0.1:{port}")
+    expected = {("down", i) for i in range(50)}
+    for who, i in sorted(expected):
+        step(who, i)
+    caplog.clear()
+    before = time.monotonic()
+    assert tracer.flush() is False
+    waited = time.monotonic() - before
+    assert pipeline.UNREACHABLE_FLUSH_S * 0.98 <= waited < pipeline.UNREACHABLE_FLUSH_S + SLACK_S
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    queued = pipeline.get_pipeline(f"http://127.0.0.1:{port}", "k").ledger.pending
+    assert queued >= 50  # the steps and the session's own span
+    assert len(warnings) == 1 and f"cannot reach http://127.0.0.1:{port}" in warnings[0], warnings
+    assert f"{queued} spans stay queued" in warnings[0]
+    back = Capture(port).start()
+    try:
+        assert flush(timeout=15)
+        assert_each_span_once(back, expected)
+    finally:
+        back.close()
+    record_figures("flush-unreachable", {"flush_s_server_refusing": round(waited, 3)})
+
+
+def test_a_flush_with_a_timeout_waits_as_long_as_asked_for_an_unreachable_server(fast: None) -> None:
+    start_session(f"http://127.0.0.1:{closed_port()}")
+    step("patient", 0)
+    before = time.monotonic()
+    assert not flush(timeout=3.5)
+    assert 3.5 * 0.98 <= time.monotonic() - before < 3.5 + SLACK_S
+
+
 def test_a_batch_the_server_refuses_is_dropped_at_once_and_counted(one_batch: None, capture: Capture) -> None:
     capture.fail(400, seconds=60)
     session = start_session(capture.url)

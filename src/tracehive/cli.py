@@ -21,6 +21,7 @@ from rich.table import Table
 from tracehive import cli_privacy
 from tracehive.server.app import create_app, open_keys
 from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
+from tracehive.server.datadir import make_private
 from tracehive.server.deps import Settings
 from tracehive.server.limits import Limits
 from tracehive.server.workers import default_ingest_workers
@@ -114,7 +115,7 @@ def serve(
         ingest_workers=default_ingest_workers() if ingest_workers is None else ingest_workers,
         housekeeping_seconds=housekeeping_seconds,
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(settings.data_dir)
     keys, created = open_keys(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(f"[bold]tracehive[/] serving on {escape(url)}  (data: {escape(str(settings.data_dir))})")
@@ -171,6 +172,7 @@ def keys_create(
     data_dir: DataDir = None,
 ) -> None:
     """Make a key and print it (only its hash is kept). A running server accepts it at once."""
+    make_private(data_dir or default_data_dir())
     key = _keyring(data_dir).create(name, project)
     scope = "admin key" if project is None else f"key for project {project!r}"
     console.print(f"Created {scope} {name!r}:", markup=False)

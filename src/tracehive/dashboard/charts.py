@@ -20,6 +20,7 @@ class Line:
     colour: int
     segments: list[list[tuple[float, float]]]  # (x, y) runs, split where data is missing
     dashed: bool = False
+    suffix: str = ""  # ours, after the label (which may be a user's value): "p50", "p95"
 
 
 @dataclass
@@ -112,9 +113,9 @@ def time_charts(series: Row, *, split: bool) -> tuple[Chart, Chart]:
         counts_chart.lines.append(Line(label, colour, _segments(counts, count_top)))
         for name, dashed in (("p50_ms", False), ("p95_ms", True)):
             values = [found[k][name] if k in found else None for k in keys]
-            title = f"{label} {name[:3]}" if split else name[:3]
             line_colour = colour if split else int(dashed)
-            duration_chart.lines.append(Line(title, line_colour, _segments(values, ms_top), dashed))
+            line = Line(label, line_colour, _segments(values, ms_top), dashed, suffix=name[:3])
+            duration_chart.lines.append(line if split else Line(name[:3], line_colour, line.segments, dashed))
     for chart, top, fmt in ((counts_chart, count_top, _count), (duration_chart, ms_top, duration)):
         chart.y_ticks = [(_y(top * f, top), fmt(top * f)) for f in (0, 0.5, 1)]
         chart.x_ticks = _x_ticks(buckets, width_s)

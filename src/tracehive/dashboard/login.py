@@ -11,6 +11,7 @@ import secrets
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from tracehive.dashboard.render import SECURITY_HEADERS, page
@@ -75,11 +76,19 @@ def login_form(request: Request, next: str | None = None) -> Response:
 async def login(request: Request) -> Response:
     form = await _form(request)
     next_path = safe_next(form.get("next"))
+    logins = state(request).logins
+    address = request.client.host if request.client else "unknown"
+    wait = logins.failures.retry_after(address)
+    if wait is not None:
+        response = _login_form(request, next_path, f"Too many failed logins; try again in {wait} s.", status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     expected = request.cookies.get(CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(form.get("csrf", ""), expected):
         return _login_form(request, next_path, "The form expired; please try again.", status=403)
-    token = state(request).logins.start(form.get("key", "").strip())
+    token = await run_in_threadpool(logins.start, form.get("key", "").strip())
     if token is None:
+        logins.failures.failed(address)
         return _login_form(request, next_path, "Unknown API key.", status=401)
     response = RedirectResponse(next_path, status_code=303, headers=SECURITY_HEADERS)
     _cookie(response, request, SESSION_COOKIE, token, IDLE_SECONDS)
@@ -91,11 +100,12 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     form = await _form(request)
     token = request.cookies.get(SESSION_COOKIE, "")
-    found = state(request).logins.find(token)
+    logins = state(request).logins
+    found = await run_in_threadpool(logins.find, token)
     if found is not None:
         if not secrets.compare_digest(form.get("csrf", ""), found[1].csrf):
             raise HTTPException(403, "csrf: the logout form is not from this login")
-        state(request).logins.end(token)
+        await run_in_threadpool(logins.end, token)
     response = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

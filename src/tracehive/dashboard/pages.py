@@ -23,7 +23,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 MAX_USERS = 100
 MAX_GROUPS = 50
-MAX_TIMELINE = 2000
+EVENTS_PER_PAGE = 1000
 STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
 Viewer = tuple[Principal, Login]
 
@@ -66,14 +66,16 @@ def sessions_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Resp
 @router.get("/sessions/{session_id:path}")  # ids may hold a quoted "/"
 def session_page(request: Request, session_id: str, viewer: Viewer = Depends(logged_in)) -> Response:
     def build(view: views.View) -> dict[str, Any]:
-        session = api.get_session(request, session_id, view.get("project") or None, viewer[0])
-        events = views.timeline(session, MAX_TIMELINE)
+        offset = views.events_offset(request.query_params.get("events"))
+        project = view.get("project") or None
+        session = api.get_session(request, session_id, project, viewer[0], EVENTS_PER_PAGE, offset)
+        events = views.timeline(session)
         chosen = request.query_params.get("event")
         selected = next((e for e in events if e["event_id"] == chosen), None)
         return {
             "session": session,
             "events": events,
-            "truncated": session["event_count"] > len(events),
+            "pages": views.event_pages(session, EVENTS_PER_PAGE),
             "selected": selected,
             "sections": views.sections(selected or session),
         }

@@ -63,6 +63,12 @@ def session_url(session: dict[str, Any]) -> str:
     return f"/sessions/{quote(session['session_id'], safe='')}?project={quote(session['project'], safe='')}"
 
 
+def isolated(text: str) -> str:
+    """Text where no markup can isolate it (the page title): between FIRST STRONG ISOLATE and POP
+    DIRECTIONAL ISOLATE, so a right-to-left override inside cannot reorder what follows."""
+    return f"\u2068{text}\u2069"
+
+
 def duration(ms: float | None) -> str:
     if ms is None:
         return ""
@@ -77,6 +83,7 @@ def percent(share: float | None) -> str:
 
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined)
 ENV.filters.update(kind=kind, literal=literal, when=when, duration=duration, percent=percent, session_url=session_url,
+                   isolated=isolated,
                    enumerate_items=lambda items: list(enumerate(items)))  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 
 from tracehive.dashboard.render import literal
 from tracehive.server import api
@@ -99,12 +99,37 @@ def _ns(iso: str | None) -> float | None:
     return None if not iso else datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def timeline(session: Row, limit: int) -> list[Row]:
+def events_offset(text: str | None) -> int:
+    """The ``events`` parameter of a session page: how many events earlier pages hold."""
+    if not text:
+        return 0
+    if not text.isdigit() or len(text) > 12 or int(text) > api.MAX_EVENTS_OFFSET:
+        raise HTTPException(400, f"events: expected a count of events up to {api.MAX_EVENTS_OFFSET}, got {text!r}")
+    return int(text)
+
+
+def event_pages(session: Row, per_page: int) -> Row | None:
+    """What the session page says about its page of events: which ones it shows out of how many,
+    and the offsets of the pages before and after (None when it shows them all)."""
+    if not session["events_truncated"]:
+        return None
+    first = session["events_offset"]
+    return {
+        "first": first + 1 if session["events_shown"] else first,
+        "last": first + session["events_shown"],
+        "total": session["event_count"],
+        "hidden": max(session["event_count"] - session["events_shown"], 0),
+        "previous": max(first - per_page, 0) if first > 0 else None,
+        "next": session["next_events_offset"],
+    }
+
+
+def timeline(session: Row) -> list[Row]:
     """The event tree depth first, each event with its depth and its bar (left and width in
     percent of the session's span)."""
     flat: list[Row] = []
     stack = [(node, 0) for node in reversed(session["events"])]
-    while stack and len(flat) < limit:
+    while stack:
         node, depth = stack.pop()
         flat.append({**node, "depth": depth})
         stack.extend((child, depth + 1) for child in reversed(node["children"]))

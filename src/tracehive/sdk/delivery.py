@@ -146,6 +146,8 @@ class SettledExporter(SpanExporter):
         self.ledger.settle(len(spans), None if result is SpanExportResult.SUCCESS else "export failed")
         return result
 
+    unreachable: str | None = None  # the wrapped exporter does not say
+
     def stop(self) -> None:
         """Nothing to stop: the wrapped exporter does not retry."""
 

@@ -100,6 +100,8 @@ class OtlpHttpExporter(SpanExporter):
         self._client_lock = threading.Lock()
         self._stopping = threading.Event()
         self.failures = 0
+        # Why the latest attempt could not reach the server (refused, timed out), or None when it got an answer.
+        self.unreachable: str | None = None
 
     def stop(self) -> None:
         """From now on each batch gets one last attempt, with no waiting between attempts."""
@@ -167,9 +169,11 @@ class OtlpHttpExporter(SpanExporter):
         try:
             response = self._http().post(self.endpoint, content=body, headers=self.headers)
         except RETRYABLE_ERRORS as exc:
+            self.unreachable = type(exc).__name__
             return Attempt(None, f"server unreachable: {type(exc).__name__}", retryable=True)
         except httpx.HTTPError as exc:
             return Attempt(None, f"cannot send: {type(exc).__name__}")
+        self.unreachable = None
         status = response.status_code
         if 200 <= status < 300:
             return Attempt(status, None)

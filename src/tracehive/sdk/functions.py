@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from tracehive.sdk import pipeline, sessions
+from tracehive.sdk.arguments import seconds
 from tracehive.sdk.spans import enrich_span as enrich_current
-from tracehive.sdk.tracer import DEFAULT_FLUSH_MILLIS, HoneyHiveTracer, seconds
+from tracehive.sdk.tracer import DEFAULT_FLUSH_MILLIS, HoneyHiveTracer
 
 logger = logging.getLogger("tracehive")
 
@@ -83,7 +84,7 @@ def flush(
         given = _given_tracer(tracer_instance, tracer)
         if given is not None:
             return given.flush(timeout_millis, timeout=timeout)
-        return pipeline.flush_all(seconds(timeout, timeout_millis))
+        return pipeline.flush_all(seconds(timeout, timeout_millis, pipeline.DEFAULT_FLUSH_TIMEOUT_S))
     except Exception:
         logger.warning("tracehive: flush failed", exc_info=True)
         return False

@@ -14,6 +14,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from opentelemetry import trace
@@ -31,6 +32,11 @@ logger = logging.getLogger("tracehive")
 TRACES_PATH = "/v1/traces"
 CLOSE_TIMEOUT_S = 0.2
 DEFAULT_FLUSH_TIMEOUT_S = 30.0
+# A flush given no timeout (so the default) stops waiting this long into the flush if the server
+# cannot be reached (connections refused or timing out): the spans stay queued and the export
+# thread keeps trying. A server that answers, even with errors, is waited for up to the timeout.
+UNREACHABLE_FLUSH_S = 2.0
+GIVE_UP_POLL_S = 0.05
 
 
 class Pipeline:
@@ -51,14 +57,40 @@ class Pipeline:
 
 
 def _flush(pipelines: list[Pipeline], timeout: float) -> bool:
-    """True if every queued span of ``pipelines`` was delivered, none dropped, within ``timeout``."""
+    """True if every queued span of ``pipelines`` was delivered, none dropped, within ``timeout``.
+
+    A timeout equal to the default is taken as none given (the callers pass the default on): then
+    a server that cannot be reached ends the wait after UNREACHABLE_FLUSH_S, with one warning."""
     dropped_before = sum(p.ledger.total_dropped() for p in pipelines)
-    finished = run_with_deadline(lambda: all([p.processor.force_flush() for p in pipelines]), timeout)
+    started = time.monotonic()
+
+    def work() -> bool:
+        return all([p.processor.force_flush() for p in pipelines])
+
+    def unreachable() -> str | None:
+        """Why a server cannot be reached, once the flush has waited UNREACHABLE_FLUSH_S for it."""
+        if time.monotonic() - started < UNREACHABLE_FLUSH_S:
+            return None
+        return next((p.exporter.unreachable for p in pipelines if p.exporter.unreachable), None)
+
+    if timeout != DEFAULT_FLUSH_TIMEOUT_S:
+        return run_with_deadline(work, timeout) and sum(p.ledger.total_dropped() for p in pipelines) == dropped_before
+    finished = run_with_deadline(work, timeout, give_up=lambda: unreachable() is not None)
+    why = None if finished else unreachable()
+    if why is not None:
+        where = ", ".join(p.ledger.destination for p in pipelines if p.exporter.unreachable)
+        queued = sum(p.ledger.pending for p in pipelines)
+        waited = time.monotonic() - started
+        logger.warning(
+            "tracehive: flush stopped waiting after %.1f s: cannot reach %s (%s); %d spans stay queued and are "
+            "sent when it is back", waited, where, why, queued
+        )  # fmt: skip
     return finished and sum(p.ledger.total_dropped() for p in pipelines) == dropped_before
 
 
-def run_with_deadline(work: Callable[[], object], timeout: float) -> bool:
-    """Run ``work`` on a daemon thread and wait at most ``timeout`` seconds for it.
+def run_with_deadline(work: Callable[[], object], timeout: float, give_up: Callable[[], bool] | None = None) -> bool:
+    """Run ``work`` on a daemon thread and wait at most ``timeout`` seconds for it, or until
+    ``give_up()`` says to stop waiting (asked every few tens of milliseconds).
 
     OpenTelemetry's force_flush ignores its timeout and blocks for as long as the exporter retries,
     so the caller's deadline is enforced here instead.
@@ -74,7 +106,11 @@ def run_with_deadline(work: Callable[[], object], timeout: float) -> bool:
 
     worker = threading.Thread(target=run, name="tracehive-flush", daemon=True)
     worker.start()
-    worker.join(max(timeout, 0.0))
+    deadline = time.monotonic() + max(timeout, 0.0)
+    if give_up is None:
+        worker.join(max(timeout, 0.0))
+    while give_up is not None and worker.is_alive() and time.monotonic() < deadline and not give_up():
+        worker.join(min(GIVE_UP_POLL_S, max(deadline - time.monotonic(), 0.0)))
     return bool(outcome and outcome[0])
 
 

@@ -4,7 +4,8 @@ A :class:`Session` sits in the OpenTelemetry context (a ``contextvars`` variable
 in a request, a thread or an asyncio task is the session of everything traced there, and follows
 the work into tasks it creates, ``asyncio.to_thread`` and (see :mod:`tracehive.sdk.threads`)
 executors and plain threads. Only when the context holds none does the process default apply: the
-tracer given to ``set_default_tracer``, else the first one ``init``'ed.
+tracer given to ``set_default_tracer``, else the first one ``init``'ed at the program's top level
+(never one made inside a request).
 
 Across services a session travels as W3C ``traceparent`` (the calling span) and ``baggage``
 (``session_id``, ``project``, ``source``: the keys HoneyHive's SDK uses, so both SDKs interoperate).
@@ -12,6 +13,8 @@ Across services a session travels as W3C ``traceparent`` (the calling span) and 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import baggage
@@ -49,15 +52,25 @@ _default: HoneyHiveTracer | None = None
 
 
 def default_tracer() -> HoneyHiveTracer | None:
-    """The process default: ``set_default_tracer``'s, else the first ``init``'ed tracer."""
+    """The process default: ``set_default_tracer``'s, else the first top-level ``init``'ed tracer."""
     return _default
 
 
-def set_default(tracer: HoneyHiveTracer | None, only_if_unset: bool = False) -> None:
+def set_default(tracer: HoneyHiveTracer | None) -> None:
     global _default
-    if only_if_unset and _default is not None:
-        return
     _default = tracer
+
+
+def offer_default(tracer: HoneyHiveTracer) -> None:
+    """Make an ``init``'ed tracer the process default if there is none yet and it was made at the
+    program's top level: on the main thread, outside a running event loop. A tracer made in a
+    request (a server's worker thread or async handler) stays that request's."""
+    if _default is not None or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        set_default(tracer)
 
 
 def context_session(ctx: otel_context.Context | None = None) -> Session | None:

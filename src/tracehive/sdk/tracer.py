@@ -9,17 +9,13 @@ Every public method logs a warning rather than raise into the application.
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
@@ -28,14 +24,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
 from tracehive import attributes as A
-from tracehive.model import DEFAULT_EVENT_TYPE, DEFAULT_PROJECT, EVENT_TYPES
+from tracehive.model import DEFAULT_PROJECT
 from tracehive.privacy.otlp import redactor_from
 from tracehive.privacy.rules import RuleError
-from tracehive.sdk import pipeline, sessions, threads
+from tracehive.sdk import events, pipeline, sessions, threads
+from tracehive.sdk.arguments import are_headers, from_configs, never_raises, script_name, seconds, text
 from tracehive.sdk.provider import make_provider
 from tracehive.sdk.serialize import dumps
 from tracehive.sdk.sessions import Session
-from tracehive.sdk.spans import NAMESPACE_ATTRS, SpanState, checked_namespaces, enrich_span
+from tracehive.sdk.spans import NAMESPACE_ATTRS, checked_namespaces, enrich_span
 
 logger = logging.getLogger("tracehive")
 
@@ -44,56 +41,6 @@ DEFAULT_SOURCE = "dev"
 SERVER_URL_ENV = ("HH_API_URL", "HONEYHIVE_SERVER_URL", "HH_SERVER_URL")
 SESSION_SPAN_NAME = "session"
 DEFAULT_FLUSH_MILLIS = pipeline.DEFAULT_FLUSH_TIMEOUT_S * 1000
-# init's settings that HoneyHive's TracerConfig / SessionConfig objects may carry instead.
-_CONFIG_FIELDS = ("api_key", "project", "session_name", "source", "server_url", "session_id", "inputs")
-
-T = TypeVar("T")
-
-
-def _never_raises(default: Any = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Log a warning and return ``default`` instead of raising into the application."""
-
-    def decorate(method: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(method)
-        def safe(*args: Any, **kwargs: Any) -> T:
-            try:
-                return method(*args, **kwargs)
-            except Exception:
-                logger.warning("tracehive: %s failed", method.__name__, exc_info=True)
-                return default
-
-        return safe
-
-    return decorate
-
-
-def _text(name: str, value: Any, *env: str) -> str | None:
-    """``value`` if it is a non-empty string, else the first set environment variable."""
-    if value is not None and not isinstance(value, str):
-        logger.warning("tracehive: init(%s=...) expects a string, got %s; ignored", name, type(value).__name__)
-        value = None
-    if value:
-        return value
-    for var in env:
-        if os.environ.get(var):
-            return os.environ[var]
-    return None
-
-
-def _script_name() -> str:
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    return Path(main_file).stem if main_file else "python"
-
-
-def _from_configs(given: dict[str, Any], *configs: Any) -> dict[str, Any]:
-    """Fill what was not given from HoneyHive-style config objects (any object with those fields)."""
-    for config in configs:
-        if config is None or isinstance(config, str):
-            continue
-        for name in _CONFIG_FIELDS:
-            if given.get(name) is None:
-                given[name] = getattr(config, name, None)
-    return given
 
 
 class HoneyHiveTracer:
@@ -106,6 +53,7 @@ class HoneyHiveTracer:
         evaluation_config: Any = None,
         *,
         api_key: str | None = None,
+        ingestion_api_key: str | None = None,
         project: str | None = None,
         session_name: str | None = None,
         source: str | None = None,
@@ -121,9 +69,11 @@ class HoneyHiveTracer:
     ) -> None:
         """Start a session; it becomes the current context's session (see :meth:`init`). ``redact``:
         redaction rules applied to every batch before it is sent (docs/privacy.md)."""
+        if verbose:
+            _log_debug_to_stderr()
         if isinstance(config, str):  # the legacy positional ``init(api_key, ...)``
             api_key, config = api_key or config, None
-        given = _from_configs(
+        given = from_configs(
             {
                 "api_key": api_key,
                 "project": project,
@@ -138,12 +88,14 @@ class HoneyHiveTracer:
         )
         if kwargs or evaluation_config is not None:
             logger.debug("tracehive: init ignores unsupported arguments %s", sorted(kwargs) or ["evaluation_config"])
-        self.api_key = _text("api_key", given["api_key"], "HH_API_KEY")
-        self.project = _text("project", given["project"], "HH_PROJECT") or DEFAULT_PROJECT
-        self.session_name = _text("session_name", given["session_name"]) or _script_name()
-        self.source = _text("source", given["source"]) or DEFAULT_SOURCE
-        self.server_url = _text("server_url", given["server_url"], *SERVER_URL_ENV) or DEFAULT_SERVER_URL
-        self.session_id = _text("session_id", given["session_id"]) or str(uuid.uuid4())
+        self.api_key = text("api_key", given["api_key"], "HH_API_KEY")
+        # HoneyHive's key for span ingestion only; spans are sent with it when given.
+        self.ingestion_api_key = text("ingestion_api_key", ingestion_api_key)
+        self.project = text("project", given["project"], "HH_PROJECT") or DEFAULT_PROJECT
+        self.session_name = text("session_name", given["session_name"]) or script_name()
+        self.source = text("source", given["source"]) or DEFAULT_SOURCE
+        self.server_url = text("server_url", given["server_url"], *SERVER_URL_ENV) or DEFAULT_SERVER_URL
+        self.session_id = text("session_id", given["session_id"]) or str(uuid.uuid4())
         self.test_mode = bool(test_mode)
         self.verbose = bool(verbose)
         self.session = Session(self, self.session_id, self.project, self.source)
@@ -153,9 +105,11 @@ class HoneyHiveTracer:
         self._shut_down = False
         self._pipeline: pipeline.Pipeline | None = None
         self.tracer: trace.Tracer = trace.NoOpTracer()
+        # The global OpenTelemetry provider is never replaced: the application's OTel setup stays its own.
+        self.is_main_provider = False
         if not self.test_mode:
             try:
-                self._pipeline = pipeline.get_pipeline(self.server_url, self.api_key)
+                self._pipeline = pipeline.get_pipeline(self.server_url, self.ingestion_api_key or self.api_key)
                 self.tracer = self._pipeline.tracer
             except Exception:
                 logger.warning("tracehive: could not set up the export pipeline; spans are dropped", exc_info=True)
@@ -167,7 +121,7 @@ class HoneyHiveTracer:
             start[NAMESPACE_ATTRS["inputs"]] = dumps(given["inputs"])
         self._record(self.session, start)
         sessions.enter(self.session)
-        sessions.set_default(self, only_if_unset=True)
+        sessions.offer_default(self)
         if link_carrier:
             self.link(link_carrier)
         for instrumentor in instrumentors or ():
@@ -193,6 +147,7 @@ class HoneyHiveTracer:
         evaluation_config: Any = None,
         *,
         api_key: str | None = None,
+        ingestion_api_key: str | None = None,
         project: str | None = None,
         session_name: str | None = None,
         source: str | None = None,
@@ -207,14 +162,16 @@ class HoneyHiveTracer:
     ) -> HoneyHiveTracer:
         """Start a session and make it the session of the current context: the whole script when
         called at its top, only the request (thread, task) when called inside one. The first tracer
-        of the process is also the default where no context has a session (``set_default_tracer``
-        changes that). Each of ``instrumentors`` gets ``.instrument(tracer_provider=tracer.provider)``.
+        made at the top level (main thread, no running event loop) is also the default where no
+        context has a session; ``set_default_tracer`` changes that. Each of ``instrumentors`` gets
+        ``.instrument(tracer_provider=tracer.provider)``.
         """
         return cls(
             config,
             session_config,
             evaluation_config,
             api_key=api_key,
+            ingestion_api_key=ingestion_api_key,
             project=project,
             session_name=session_name,
             source=source,
@@ -246,6 +203,16 @@ class HoneyHiveTracer:
             return self._provider
 
     @property
+    def span_processor(self) -> Any:
+        """The batch processor every span of this tracer leaves through (None in test mode)."""
+        return self._pipeline.processor if self._pipeline is not None else None
+
+    @property
+    def otlp_exporter(self) -> Any:
+        """The OTLP/HTTP exporter behind :attr:`span_processor` (None in test mode)."""
+        return self._pipeline.exporter if self._pipeline is not None else None
+
+    @property
     def propagator(self) -> Any:
         """W3C trace context + baggage, as used by :meth:`inject_context` / :meth:`extract_context`."""
         return sessions.PROPAGATOR
@@ -268,6 +235,11 @@ class HoneyHiveTracer:
         return self.source
 
     def _instrument(self, instrumentor: Any) -> None:
+        """Attach ``instrumentor`` once per process (OpenTelemetry's instrumentors are singletons);
+        its spans join whichever session is current when they start, so the first provider serves all."""
+        if getattr(instrumentor, "is_instrumented_by_opentelemetry", False):
+            logger.debug("tracehive: %r is already instrumented; left as is", instrumentor)
+            return
         try:
             instrumentor.instrument(tracer_provider=self.provider)
         except Exception:
@@ -292,10 +264,10 @@ class HoneyHiveTracer:
         source: str | None,
         record: bool = True,
     ) -> Session:
-        chosen_source = _text("source", source) or self.source
-        session = Session(self, _text("session_id", session_id) or str(uuid.uuid4()), self.project, chosen_source)
+        chosen_source = text("source", source) or self.source
+        session = Session(self, text("session_id", session_id) or str(uuid.uuid4()), self.project, chosen_source)
         if record:
-            attrs = {A.SESSION_NAME: _text("session_name", session_name) or self.session_name, A.SOURCE: chosen_source}
+            attrs = {A.SESSION_NAME: text("session_name", session_name) or self.session_name, A.SOURCE: chosen_source}
             given = checked_namespaces(namespaces, "create_session")
             attrs.update({NAMESPACE_ATTRS[ns]: dumps(values) for ns, values in given.items()})
             self._record(session, attrs)
@@ -326,7 +298,7 @@ class HoneyHiveTracer:
             if token is not None:
                 otel_context.detach(token)
 
-    @_never_raises()
+    @never_raises()
     def create_session(
         self,
         session_name: str | None = None,
@@ -358,7 +330,7 @@ class HoneyHiveTracer:
         """:meth:`create_session` for async code (it never blocks, so it is the same)."""
         return self.create_session(session_name, session_id, inputs, metadata, user_properties, source, skip_api_call)
 
-    @_never_raises()
+    @never_raises()
     def session_start(self) -> str | None:
         """Replace this tracer's own session with a new one (HoneyHive's legacy call; in servers use
         :meth:`with_session` or :meth:`create_session`, which leave the tracer alone)."""
@@ -371,7 +343,7 @@ class HoneyHiveTracer:
         """The session this tracer's work goes to here: the context's, else its own."""
         return sessions.resolve(tracer=self) or self.session
 
-    @_never_raises()
+    @never_raises()
     def enrich_session(
         self,
         metadata: dict[str, Any] | None = None,
@@ -443,30 +415,11 @@ class HoneyHiveTracer:
     ) -> Iterator[Any]:
         """A span of the current session around the ``with`` block, current inside it (so
         ``enrich_span`` and nested ``@trace`` calls land in it); yields the OpenTelemetry span."""
-        state = None
-        try:
-            parent = otel_context.get_current()
-            session = sessions.resolve(parent, tracer=self) or self.session
-            span = self.tracer.start_span(
-                str(name), parent, kind=kind or SpanKind.INTERNAL, attributes=attributes, links=links,
-                start_time=start_time, record_exception=False, set_status_on_exception=False,
-            )  # fmt: skip
-            own = {A.EVENT_TYPE: DEFAULT_EVENT_TYPE, A.EVENT_NAME: str(name)}
-            state = SpanState(span, session, {**session.span_attributes, **own}, None, None, parent)
-        except Exception:
-            logger.warning("tracehive: start_span could not start a span; not traced", exc_info=True)
-        if state is None:
-            yield trace.INVALID_SPAN
-            return
-        token = otel_context.attach(state.context)
-        try:
-            yield state.span
-        except BaseException as exc:
-            otel_context.detach(token)
-            state.finish(None, exc if (record_exception or set_status_on_exception) else None)
-            raise
-        otel_context.detach(token)
-        state.finish(None)
+        with events.span_block(
+            self, str(name), kind or SpanKind.INTERNAL, attributes, links, start_time,
+            record_exception or set_status_on_exception,
+        ) as span:  # fmt: skip
+            yield span
 
     def trace(self, name: str, event_type: str | None = None, **kwargs: Any) -> Any:
         """:meth:`start_span` with an event type; keyword arguments become span attributes."""
@@ -475,7 +428,7 @@ class HoneyHiveTracer:
             attributes[A.EVENT_TYPE] = event_type
         return self.start_span(name, attributes=attributes or None)
 
-    @_never_raises()
+    @never_raises()
     def create_event(
         self,
         event_name_or_dict: str | dict[str, Any],
@@ -506,44 +459,32 @@ class HoneyHiveTracer:
             name = event_name_or_dict
         if kwargs:
             logger.debug("tracehive: create_event ignores unsupported arguments %s", sorted(kwargs))
-        parent = otel_context.get_current()
-        session = sessions.resolve(parent, tracer=self) or self.session
-        end = time.time_ns()
-        duration_ms = fields["duration"]
-        lasted = int(duration_ms * 1_000_000) if isinstance(duration_ms, int | float) and duration_ms > 0 else 0
-        span = self.tracer.start_span(str(name), parent, start_time=end - lasted)
-        event_type = fields["event_type"] if fields["event_type"] in EVENT_TYPES else DEFAULT_EVENT_TYPE
-        own = {A.EVENT_TYPE: event_type, A.EVENT_NAME: str(name)}
-        state = SpanState(span, session, {**session.span_attributes, **own}, None, None, parent)
-        for ns in ("inputs", "metadata", "config", "feedback", "metrics"):
-            if isinstance(fields[ns], dict) and fields[ns]:
-                state.merge(ns, fields[ns])
-        if fields["error"] is not None:
-            state.error = str(fields["error"])
-        state.finish(fields["outputs"] if isinstance(fields["outputs"], dict) else None, end_time=end)
-        return format(span.get_span_context().span_id, "016x")
+        return events.record_event(self, str(name), fields)
 
     # --- across services -------------------------------------------------------------------------
-    @_never_raises()
+    @never_raises()
     def inject_context(self, carrier: dict[str, str]) -> None:
         """Write the current span and session into ``carrier`` (HTTP headers ``traceparent`` and
         ``baggage``), so the service that receives them continues this session under this span."""
-        sessions.inject(carrier, self.current_session())
+        if are_headers(carrier, "inject_context"):
+            sessions.inject(carrier, self.current_session())
 
     def inject(self, carrier: dict[str, Any]) -> dict[str, Any]:
         """:meth:`inject_context`, returning ``carrier``."""
         self.inject_context(carrier)
         return carrier
 
-    @_never_raises()
+    @never_raises()
     def extract_context(self, carrier: dict[str, str]) -> Context | None:
         """The context ``carrier`` came from: its span as parent and its session as session."""
-        return sessions.extract(carrier, self)
+        return sessions.extract(carrier, self) if are_headers(carrier, "extract_context") else None
 
-    @_never_raises(default="")
+    @never_raises(default="")
     def link(self, carrier: dict[str, Any]) -> str:
         """With incoming headers: continue their span and session here until :meth:`unlink`.
         Without (HoneyHive 1.7.0's use): inject the current context into ``carrier``."""
+        if not are_headers(carrier, "link"):
+            return ""
         if not any(str(key).lower() == "traceparent" for key in carrier):
             self.inject_context(carrier)
             return ""
@@ -552,19 +493,19 @@ class HoneyHiveTracer:
         self._links[key] = token
         return key
 
-    @_never_raises()
+    @never_raises()
     def unlink(self, _token: str) -> None:
         """Undo a :meth:`link` that continued a caller's context."""
         token = self._links.pop(_token, None) if isinstance(_token, str) else None
         if token is not None:
             otel_context.detach(token)
 
-    @_never_raises()
+    @never_raises()
     def get_baggage(self, key: str) -> str | None:
         value = baggage.get_baggage(key)
         return None if value is None else str(value)
 
-    @_never_raises()
+    @never_raises()
     def set_baggage(self, key: str, value: str) -> None:
         """Set an OpenTelemetry baggage entry in the current context (it crosses services)."""
         otel_context.attach(baggage.set_baggage(key, value))
@@ -574,7 +515,7 @@ class HoneyHiveTracer:
         """Send what is queued; returns within the timeout, True if all of it was delivered."""
         if self._pipeline is None:
             return False
-        return self._pipeline.flush(seconds(timeout, timeout_millis))
+        return self._pipeline.flush(seconds(timeout, timeout_millis, pipeline.DEFAULT_FLUSH_TIMEOUT_S))
 
     def force_flush(self, timeout_millis: float = DEFAULT_FLUSH_MILLIS) -> bool:
         return self.flush(timeout_millis)
@@ -587,7 +528,7 @@ class HoneyHiveTracer:
     @staticmethod
     def flush_all(timeout_millis: float = DEFAULT_FLUSH_MILLIS) -> bool:
         """Flush every tracer of the process."""
-        return pipeline.flush_all(seconds(None, timeout_millis))
+        return pipeline.flush_all(seconds(None, timeout_millis, pipeline.DEFAULT_FLUSH_TIMEOUT_S))
 
     @staticmethod
     def reset() -> None:
@@ -595,10 +536,8 @@ class HoneyHiveTracer:
         sessions.set_default(None)
 
 
-def seconds(timeout: Any, timeout_millis: Any) -> float:
-    """``timeout`` (seconds) if given, else ``timeout_millis``, else the default, in seconds."""
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
-        return float(timeout)
-    if isinstance(timeout_millis, int | float) and not isinstance(timeout_millis, bool):
-        return timeout_millis / 1000
-    return pipeline.DEFAULT_FLUSH_TIMEOUT_S
+def _log_debug_to_stderr() -> None:
+    """``verbose=True``: the SDK's debug lines (what it ignores, every failed export) on stderr."""
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler())

@@ -21,6 +21,10 @@ from tracehive.store.base import Cursor, Row, SessionQuery, TooManyBuckets
 router = APIRouter(prefix="/api/v1", tags=["query"])
 T = TypeVar("T")
 
+# Events of one session per answer: 20,000 events would be a 10 MB answer and a page nobody reads.
+DEFAULT_EVENTS_LIMIT = 1000
+MAX_EVENTS_LIMIT = 10_000
+MAX_EVENTS_OFFSET = 10**9
 FILTER_DOC = 'A filter expression, e.g. `user_properties.plan = "premium" and metrics.score > 0.5`.'
 TIME_DOC = "ISO 8601 time (`2026-01-31T12:00:00Z`) or epoch milliseconds."
 
@@ -90,13 +94,35 @@ def session_query(
 
 
 def event_tree(events: list[Row]) -> list[Row]:
-    """Nest a session's events under their parents; events whose parent is not stored are roots."""
+    """Nest a session's events under their parents. Events whose parent is not among ``events``
+    are roots; so are events in a parent cycle (parented to themselves, or a -> b -> a), marked
+    ``parent_cycle``, which would otherwise hang under each other and be reachable from no root."""
     by_id = {e["event_id"]: {**e, "children": []} for e in events}
+    in_cycle = _parent_cycles(by_id)
     roots = []
-    for node in by_id.values():
-        parent = by_id.get(node["parent_id"]) if node["parent_id"] else None
+    for event_id, node in by_id.items():
+        node["parent_cycle"] = event_id in in_cycle
+        parent = by_id.get(node["parent_id"]) if node["parent_id"] and not node["parent_cycle"] else None
         (parent["children"] if parent is not None else roots).append(node)
     return roots
+
+
+def _parent_cycles(by_id: dict[str, Row]) -> set[str]:
+    """The ids of events on a cycle of parent links. Each event has at most one parent, so a walk
+    up from any event either leaves the page, reaches an event already settled, or comes back to
+    an event on its own path: that loop is a cycle."""
+    settled: set[str] = set()
+    in_cycle: set[str] = set()
+    for start in by_id:
+        path: dict[str, int] = {}
+        current = start
+        while current in by_id and current not in settled and current not in path:
+            path[current] = len(path)
+            current = by_id[current]["parent_id"]
+        if current in path:
+            in_cycle.update(list(path)[path[current] :])
+        settled.update(path)
+    return in_cycle
 
 
 def run_query(query: Callable[..., T], *args: Any) -> T:
@@ -132,13 +158,32 @@ def list_sessions(request: Request, query: SessionQuery = Depends(session_query)
 @router.get("/sessions/{session_id:path}", response_model=schemas.SessionWithEvents,
             responses={404: {"model": schemas.Error}})  # fmt: skip
 def get_session(
-    request: Request, session_id: str, project: str | None = None, who: Principal = Depends(principal)
+    request: Request,
+    session_id: str,
+    project: str | None = None,
+    who: Principal = Depends(principal),
+    events_limit: Annotated[
+        int, Query(ge=1, le=MAX_EVENTS_LIMIT, description="At most this many events, by start time.")
+    ] = DEFAULT_EVENTS_LIMIT,
+    events_offset: Annotated[
+        int, Query(ge=0, le=MAX_EVENTS_OFFSET, description="Skip this many events first (`next_events_offset`).")
+    ] = 0,
 ) -> dict:
-    """One session with its namespaces and its event tree."""
-    found = state(request).store.get_session(session_id, readable_projects(who, project))
+    """One session with its namespaces and a page of its event tree: ``events_limit`` events in start
+    order from ``events_offset``, nested (an event whose parent is on another page is a root)."""
+    found = state(request).store.get_session(session_id, readable_projects(who, project), events_limit, events_offset)
     if found is None:
         raise HTTPException(404, f"no session {session_id!r}")
-    found["events"] = event_tree(found["events"])
+    shown = len(found["events"])
+    following = events_offset + shown
+    more = shown == events_limit and following < found["event_count"]
+    found.update(
+        events=event_tree(found["events"]),
+        events_offset=events_offset,
+        events_shown=shown,
+        events_truncated=events_offset > 0 or more,
+        next_events_offset=following if more else None,
+    )
     return found
 
 

@@ -13,6 +13,7 @@ from tracehive import __version__, dashboard
 from tracehive.server import api, honeyhive, honeyhive_read, ingest, privacy_api
 from tracehive.server.audit import AuditLog
 from tracehive.server.auth import KEYS_FILE, KeyRing
+from tracehive.server.datadir import make_private
 from tracehive.server.deps import ServerState, Settings
 from tracehive.server.erase import Eraser
 from tracehive.server.housekeeping import Housekeeping
@@ -49,7 +50,7 @@ def open_keys(settings: Settings) -> tuple[KeyRing, str | None]:
 
 
 def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(settings.data_dir)
     if keys is None:
         keys, _ = open_keys(settings)
     store = open_store(settings.store_url, settings.data_dir)

@@ -133,7 +133,7 @@ class KeyRing:
     def _save(self) -> None:
         items = [{"hash": k.digest, "name": k.name, "project": k.project, "created": k.created}
                  for k in self._stored.values()]  # fmt: skip
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:

@@ -46,7 +46,7 @@ class ServerState:
     logins: Logins = field(init=False)
 
     def __post_init__(self) -> None:
-        self.logins = Logins(self.keys)
+        self.logins = Logins(self.keys, self.store)
 
 
 def state(request: Request) -> ServerState:

@@ -1,7 +1,8 @@
 """HoneyHive's REST endpoints, so that the real ``honeyhive`` SDK works against tracehive unchanged.
 
 The SDK starts a session with ``POST /session/start``, enriches it with ``PUT /events`` (the session
-is an event whose id is the session id) and exports spans over OTLP to
+is an event whose id is the session id), records finished events with ``POST /events``
+(``create_event``) and exports spans over OTLP to
 ``POST /opentelemetry/v1/traces``. Everything it writes goes through the same writer as OTLP
 ingest. The read endpoints are in :mod:`tracehive.server.honeyhive_read`.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,12 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tracehive.filters import Compare
 from tracehive.filters import Field as FilterField
-from tracehive.model import DEFAULT_PROJECT, NAMESPACES, Batch, Namespaces, SessionUpdate
+from tracehive.model import DEFAULT_EVENT_TYPE, DEFAULT_PROJECT, NAMESPACES, Batch, Event, Namespaces, SessionUpdate
 from tracehive.privacy.records import redact_batch
 from tracehive.server import ingest
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
-from tracehive.server.limits import LimitError, enforce_batch
+from tracehive.server.limits import LimitError, Limits, enforce_batch
 from tracehive.store.base import Row, SessionQuery
 from tracehive.store.columns import Rows
 
@@ -96,7 +97,11 @@ def choose_project(who: Principal, requested: str | None) -> str:
 
 async def write_session(request: Request, update: SessionUpdate) -> None:
     """Store one session update within the same limits as OTLP ingest."""
-    batch = Batch(sessions=[update])
+    await write_batch(request, Batch(sessions=[update]))
+
+
+async def write_batch(request: Request, batch: Batch) -> None:
+    """Store events and session updates within the same limits as OTLP ingest."""
     redact_batch(batch, state(request).policies.ingest_redactors())
     try:
         enforce_batch(batch, state(request).settings.limits)
@@ -177,6 +182,51 @@ async def update_event(request: Request, who: Principal = Depends(principal)) ->
     return {"success": True}
 
 
+class EventFields(NamespaceFields):
+    event_name: str = Field(min_length=1, max_length=MAX_NAME)
+    event_type: Literal["model", "tool", "chain", "function"] = DEFAULT_EVENT_TYPE
+    event_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
+    session_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
+    parent_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
+    project: str | None = Field(None, min_length=1, max_length=MAX_NAME)
+    source: str | None = Field(None, max_length=MAX_NAME)
+    error: str | None = Field(None, max_length=Limits().max_value_length)
+    start_time: float | None = Field(None, ge=0, le=MAX_MS, description="epoch milliseconds")
+    end_time: float | None = Field(None, ge=0, le=MAX_MS, description="epoch milliseconds")
+    duration: float | None = Field(None, ge=0, le=MAX_MS, description="milliseconds")
+
+
+class EventCreate(HoneyHiveBody):
+    event: EventFields
+
+
+@router.post("/events", summary="Record a finished event (HoneyHive SDK's create_event)")
+async def create_event(request: Request, who: Principal = Depends(principal)) -> dict:
+    """One event that already happened, in its session: stored like a span (once, never updated)."""
+    given = (await parse_body(request, EventCreate)).event
+    project = choose_project(who, given.project)
+    lasted = _ms_to_ns(given.duration) or 0
+    end_ns = _ms_to_ns(given.end_time) or (_ms_to_ns(given.start_time) or time.time_ns() - lasted) + lasted
+    trace_id = uuid.uuid4().hex
+    event = Event(
+        project=project,
+        event_id=(given.event_id or uuid.uuid4().hex[:16]).lower(),
+        session_id=given.session_id or trace_id,
+        trace_id=trace_id,
+        parent_id=given.parent_id,
+        event_type=given.event_type,
+        event_name=given.event_name,
+        start_ns=_ms_to_ns(given.start_time) or end_ns - lasted,
+        end_ns=end_ns,
+        error=given.error,
+        namespaces=given.namespaces(),
+        session_from_trace=given.session_id is None,
+    )
+    session = SessionUpdate(project=project, session_id=event.session_id, source=given.source)
+    await write_batch(request, Batch(events=[event], sessions=[session]))
+    return {"success": True, "event_id": event.event_id}
+
+
 router.add_api_route(
     "/opentelemetry/v1/traces",
     ingest.export_traces,
@@ -186,7 +236,6 @@ router.add_api_route(
 
 # HoneyHive endpoints that write events or sessions another way than the SDK's tracer does.
 UNSUPPORTED_WRITES = (
-    ("POST", "/events"),
     ("POST", "/events/batch"),
     ("POST", "/events/model"),
     ("POST", "/events/model/batch"),

@@ -45,6 +45,7 @@ class Event(_Namespaces, _EventFields):
 
 class EventNode(Event):
     children: list[EventNode] = Field(default_factory=list)
+    parent_cycle: bool = Field(False, description="Its parent links form a cycle; shown as a root.")
 
 
 class _SessionFields(BaseModel):
@@ -65,6 +66,10 @@ class Session(_Namespaces, _SessionFields):
 
 class SessionWithEvents(Session):
     events: list[EventNode] = Field(default_factory=list, description="The event tree: roots, each with children.")
+    events_offset: int = Field(0, description="How many events, in start order, come before this page.")
+    events_shown: int = Field(0, description="Events in this page's tree; `event_count` is how many in all.")
+    events_truncated: bool = Field(False, description="True when the tree holds only some of the events.")
+    next_events_offset: int | None = Field(None, description="Pass as `events_offset` for the next page.")
 
 
 class SessionPage(BaseModel):

@@ -76,8 +76,12 @@ class Store(Protocol):
     def list_sessions(self, query: SessionQuery) -> list[Row]:
         """Sessions newest first, at most ``query.limit`` of them."""
 
-    def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
-        """One session with ``"events"``: its events as a flat list ordered by start time."""
+    def get_session(
+        self, session_id: str, projects: tuple[str, ...] | None, events_limit: int | None = None, events_offset: int = 0
+    ) -> Row | None:
+        """One session with ``"events"``: its events as a flat list ordered by start time (then id),
+        at most ``events_limit`` of them (None: all) from the ``events_offset``-th on. How many it
+        has in all is its ``event_count``."""
 
     def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None: ...
 
@@ -98,6 +102,16 @@ class Store(Protocol):
         """Sessions per time bucket: ``{"bucket_seconds", "points"}``; each point has ``time``
         (bucket start), ``sessions``, ``p50_ms``, ``p95_ms``, and with ``split_by`` the group's
         ``value``/``missing``, the ``max_groups`` largest groups apart and the rest with ``other``."""
+
+    # Dashboard logins (see tracehive.server.logins): kept in the store so that they survive a
+    # restart and every server on one store knows them. Tokens arrive hashed; times are epoch seconds.
+    def save_login(self, token_digest: str, key_digest: str, csrf: str, expires_at: float) -> None:
+        """Store a login, or move its expiry; expired logins may be forgotten at the same time."""
+
+    def find_login(self, token_digest: str) -> tuple[str, str, float] | None:
+        """``(key_digest, csrf, expires_at)`` of a login that was saved and not ended (expired or not)."""
+
+    def end_login(self, token_digest: str) -> None: ...
 
     # --- privacy (store/duckdb_privacy.py, store/clickhouse_privacy.py) ---------------------
     def save_project_settings(self, project: str, settings: str, secret: str, saved_by: str) -> int:

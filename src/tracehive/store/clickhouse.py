@@ -130,6 +130,24 @@ class ClickHouseStore(ClickHousePrivacy):
     def close(self) -> None:
         self._client.close()
 
+    # --- dashboard logins: every change is a new row; the highest version is the login's state ----
+    def save_login(self, token_digest: str, key_digest: str, csrf: str, expires_at: float) -> None:
+        (version,) = self._versions(1)
+        self._client.insert(f"{self._db}.logins", [[token_digest, key_digest, csrf, expires_at, version]],
+                            column_names=["token_digest", "key_digest", "csrf", "expires_at", "version"])  # fmt: skip
+
+    def find_login(self, token_digest: str) -> tuple[str, str, float] | None:
+        found = self._select(
+            f"SELECT key_digest, csrf, expires_at FROM {self._db}.logins FINAL WHERE token_digest = {{d:String}}",
+            {"d": token_digest},
+        )
+        if not found or found[0][2] <= 0:
+            return None
+        return found[0][0], found[0][1], found[0][2]
+
+    def end_login(self, token_digest: str) -> None:
+        self.save_login(token_digest, "", "", 0.0)
+
     # --- writes ---------------------------------------------------------------------------
     def write(self, rows: Rows) -> None:
         try:
@@ -200,7 +218,9 @@ class ClickHouseStore(ClickHousePrivacy):
         )
         return [record_row(_SESSION_COLUMNS, values) for values in rows]
 
-    def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
+    def get_session(
+        self, session_id: str, projects: tuple[str, ...] | None, events_limit: int | None = None, events_offset: int = 0
+    ) -> Row | None:
         params: dict[str, Any] = {"session_id": session_id}
         view = _session_view(self._db, f"session_id = {{session_id:String}} AND {_project_clause(projects, params)}")
         found = self._select(f"SELECT {', '.join(_SESSION_COLUMNS)} FROM ({view}) LIMIT 1", params)
@@ -215,8 +235,16 @@ class ClickHouseStore(ClickHousePrivacy):
                 f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL"
                 " WHERE project = {project:String} AND session_id = {session_id:String}"
                 " AND start_time BETWEEN fromUnixTimestamp64Micro({start:Int64}, 'UTC')"
-                " AND fromUnixTimestamp64Micro({end:Int64}, 'UTC') ORDER BY start_time, event_id",
-                {"project": session["project"], "session_id": session_id, "start": _micros(start), "end": _micros(end)},
+                " AND fromUnixTimestamp64Micro({end:Int64}, 'UTC') ORDER BY start_time, event_id"
+                f"{'' if events_limit is None else ' LIMIT {limit:UInt64}'} OFFSET {{offset:UInt64}}",
+                {
+                    "project": session["project"],
+                    "session_id": session_id,
+                    "start": _micros(start),
+                    "end": _micros(end),
+                    "limit": events_limit,
+                    "offset": events_offset,
+                },
             )
             session["events"] = [record_row(_EVENT_COLUMNS, values) for values in rows]
         return session

@@ -96,11 +96,24 @@ SELECT project, session_id,
 FROM {{db}}.session_updates GROUP BY project, session_id
 """
 
+# Dashboard logins, shared by every server: the row with the highest version wins (an ended login
+# is a row with expires_at 0). Rows are dropped two days after they were written (the version is
+# the write time in nanoseconds), by when every login has expired (12 hours after its last write):
+# an ended login's row may go before an older row of the same login, which is then expired too.
+_LOGINS = """
+CREATE TABLE IF NOT EXISTS {db}.logins (
+    token_digest String, key_digest String, csrf String, expires_at Float64, version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY token_digest
+TTL toDateTime(intDiv(version, 1000000000), 'UTC') + INTERVAL 2 DAY
+"""
+
 MIGRATIONS = (
     Migration(
         1,
         "events, session updates, sessions aggregated from both",
         (_EVENTS, _SESSION_UPDATES, _SESSIONS, _SESSIONS_FROM_EVENTS, _SESSIONS_FROM_UPDATES),
     ),
+    Migration(2, "dashboard logins: hashed token, key hash, logout token, expiry", (_LOGINS,)),
     PRIVACY_MIGRATION,
 )

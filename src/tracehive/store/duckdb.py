@@ -73,6 +73,13 @@ _INSERT_SESSIONS = (
     f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS)}) "
     f"SELECT {', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS.values())} FROM incoming_sessions"
 )
+# Dashboard logins (tracehive.server.logins): the token's hash, the key's hash, the logout form's
+# token, and when the login expires (epoch seconds).
+_LOGINS = """
+CREATE TABLE IF NOT EXISTS logins (
+    token_digest VARCHAR PRIMARY KEY, key_digest VARCHAR NOT NULL, csrf VARCHAR NOT NULL, expires_at DOUBLE NOT NULL
+)
+"""
 MIGRATIONS = (
     # Version 1 is the schema files made before versioning had; IF NOT EXISTS adopts them as they are.
     Migration(1, "sessions and events", (SCHEMA,)),
@@ -91,6 +98,7 @@ MIGRATIONS = (
             )
         ),
     ),
+    Migration(3, "dashboard logins: hashed token, key hash, logout token, expiry", (_LOGINS,)),
     PRIVACY_MIGRATION,
 )
 
@@ -180,6 +188,9 @@ class DuckDBStore(DuckDBPrivacy):
             self._db.close()
             raise
         self._local = threading.local()
+        # Login writes from concurrent requests would conflict on the same rows (DuckDB refuses the
+        # second writer of a row): one at a time. Nothing else writes the logins table.
+        self._logins_lock = threading.Lock()
         self._seen = SeenKeys(self._db.execute("SELECT project, session_id FROM sessions").fetchall())
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -212,6 +223,30 @@ class DuckDBStore(DuckDBPrivacy):
 
     def close(self) -> None:
         self._db.close()
+
+    # --- dashboard logins: a few small statements of their own, outside the ingest writer's batches --
+    @gated
+    def save_login(self, token_digest: str, key_digest: str, csrf: str, expires_at: float) -> None:
+        cursor = self._cursor()
+        with self._logins_lock:
+            cursor.execute("DELETE FROM logins WHERE expires_at < epoch(now())")
+            cursor.execute(
+                "INSERT OR REPLACE INTO logins VALUES (?, ?, ?, ?)", [token_digest, key_digest, csrf, expires_at]
+            )
+
+    @gated
+    def find_login(self, token_digest: str) -> tuple[str, str, float] | None:
+        found = (
+            self._cursor()
+            .execute("SELECT key_digest, csrf, expires_at FROM logins WHERE token_digest = ?", [token_digest])
+            .fetchone()
+        )
+        return None if found is None else (found[0], found[1], found[2])
+
+    @gated
+    def end_login(self, token_digest: str) -> None:
+        with self._logins_lock:
+            self._cursor().execute("DELETE FROM logins WHERE token_digest = ?", [token_digest])
 
     # --- writes ---------------------------------------------------------------------------
     @gated
@@ -389,7 +424,9 @@ class DuckDBStore(DuckDBPrivacy):
         return None if found is None else found[0]
 
     @gated
-    def get_session(self, session_id: str, projects: tuple[str, ...] | None) -> Row | None:
+    def get_session(
+        self, session_id: str, projects: tuple[str, ...] | None, events_limit: int | None = None, events_offset: int = 0
+    ) -> Row | None:
         cursor = self._cursor()
         params: list[Any] = [session_id]
         where = _project_clause(projects, params)
@@ -410,8 +447,8 @@ class DuckDBStore(DuckDBPrivacy):
             params += [start, end]
         events = cursor.execute(
             f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE project = ? AND session_id = ?{span} "
-            "ORDER BY start_time, event_id",
-            params,
+            "ORDER BY start_time, event_id LIMIT ? OFFSET ?",
+            [*params, events_limit, events_offset],
         ).fetchall()
         session["events"] = [record_row(_EVENT_COLUMNS, values) for values in events]
         return session
