@@ -170,7 +170,13 @@ def check_export(client, beta):
     assert rows and all('"project":"alpha"' in line for line in rows)
 
 
+def check_hh_create_event(client, beta):
+    response = client.post("/events", json={"event": {"project": "beta", "event_name": "e"}})
+    assert response.status_code == 403 and "beta" in response.json()["detail"]
+
+
 ROUTES = {
+    ("POST", "/events"): check_hh_create_event,
     ("GET", "/api/v1/projects/{project}/privacy"): check_privacy_get,
     ("PUT", "/api/v1/projects/{project}/privacy"): check_privacy_put,
     ("GET", "/api/v1/projects/{project}/privacy/history"): check_privacy_history,

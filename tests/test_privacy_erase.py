@@ -159,7 +159,8 @@ def _erase_quietly(url: str, project: str, user_id: str) -> None:
 def test_an_erase_journal_entry_cut_short_is_dropped_at_start(tmp_path):
     journal = tmp_path / "erase-journal"
     journal.mkdir()
-    (journal / "cut.json").write_bytes(b'{"id": "cut", "proj')
+    (journal / "cut.json").write_bytes(b'{"id": "cut", "proj')  # a damaged entry
+    (journal / "cut.partial").write_bytes(b"{")  # killed before the entry was whole
     server = start_server(tmp_path, "--ingest-workers", "0")
     try:
         assert list(journal.iterdir()) == []

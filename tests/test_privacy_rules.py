@@ -104,3 +104,12 @@ def test_filters_on_clear_values_also_match_each_projects_hash():
     assert rewrite_filter(parse('user_id = "u1"'), [hashed_id]) == Or(
         (Compare(Field("user_id"), "=", "u1"), Compare(Field("user_id"), "=", hashed_id.hash_value("u1")))
     )
+
+
+def test_rules_travel_to_ingest_worker_processes():
+    """Ingest workers get each request's rules pickled; a rule that cannot be pickled is a 500."""
+    import pickle
+
+    rules = parse_rules([{"pattern": name, "action": "mask"} for name in ("email", "card", "ip", "phone")])
+    copy = pickle.loads(pickle.dumps({"p": Redactor(rules, KEY)}))["p"]
+    assert copy.redact_text("mail a@b.co or 10.0.0.1") == "mail a***@b.co or 10.0.0.***"

@@ -206,3 +206,17 @@ def test_a_saved_rule_applies_to_the_next_request_in_the_ingest_workers(served):
             assert (event["inputs"]["value"] != email) is expected_masked
             if not expected_masked:
                 put_rules(served, project, [{"pattern": "email", "action": "mask"}])
+
+
+def test_honeyhive_create_event_is_redacted_too(served):
+    project = f"c-{uuid.uuid4().hex[:8]}"
+    put_rules(served, project, RULES)
+    email = f"eve.{uuid.uuid4().hex[:8]}@example.com"
+    event = {"project": project, "event_name": "lookup", "inputs": {"q": f"for {email}"},
+             "user_properties": {"email": email}}  # fmt: skip
+    with served.client() as client:
+        answer = client.post("/events", json={"event": event})
+    assert answer.status_code == 200, answer.text
+    stored = served.get(f"/api/v1/events/{answer.json()['event_id']}")
+    assert stored["inputs"] == {"q": f"for {email[0]}***@example.com"}
+    assert stored["user_properties"]["email"].startswith("hmac:")

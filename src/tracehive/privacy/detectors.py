@@ -66,6 +66,15 @@ _DOTTED_DIGIT = re.compile(r"\d\.\d")
 _TWO_DIGITS = re.compile(r"\d\d")
 
 
+# Module-level functions, not lambdas: the rules travel to the ingest worker processes pickled.
+def _has_at(text: str) -> bool:
+    return "@" in text
+
+
+def _has_two_colons(text: str) -> bool:
+    return text.count(":") >= 2
+
+
 @dataclass(frozen=True, slots=True)
 class Detector:
     name: str
@@ -82,11 +91,11 @@ class Detector:
 
 # Applied in this order: an IP or a card number is never read again as a phone number.
 DETECTORS: dict[str, tuple[Detector, ...]] = {
-    "email": (Detector("email", EMAIL, None, lambda text: "@" in text),),
+    "email": (Detector("email", EMAIL, None, _has_at),),
     "card": (Detector("card", CARD, _is_card, _FOUR_DIGITS.search),),
     "ip": (
         Detector("ip", IPV4, _is_ip, _DOTTED_DIGIT.search),
-        Detector("ip", IPV6, _is_ip, lambda text: text.count(":") >= 2),
+        Detector("ip", IPV6, _is_ip, _has_two_colons),
     ),
     "phone": (Detector("phone", PHONE, _is_phone, _TWO_DIGITS.search),),
 }

@@ -53,13 +53,15 @@ class Eraser:
         """Erase a user and return the audit entry (counts, no user id)."""
         job = {"id": uuid.uuid4().hex, "project": project, "user_id": user_id, "who": who}
         self.journal.mkdir(mode=0o700, exist_ok=True)
-        path = self.journal / f"{job['id']}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under a temporary name, then renamed: an entry is there complete or not at all.
+        path, partial = self.journal / f"{job['id']}.json", self.journal / f"{job['id']}.partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, orjson.dumps(job))
             os.fsync(fd)
         finally:
             os.close(fd)
+        os.replace(partial, path)
         fsync_path(self.journal)
         return self._carry_out(job, path, redone=False)
 
@@ -67,6 +69,8 @@ class Eraser:
         """Finish the erases a previous run started and did not complete."""
         if not self.journal.is_dir():
             return []
+        for partial in self.journal.glob("*.partial"):  # killed before the entry was whole: never began
+            partial.unlink()
         done = []
         for path in sorted(self.journal.glob("*.json")):
             try:
