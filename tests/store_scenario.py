@@ -32,6 +32,13 @@ def event(session: str, event_id: str, start: int, *, parent: str | None = None,
                  start, start + 2 * SECOND, error, namespaces(**values))  # fmt: skip
 
 
+def model_call(session: str, event_id: str, start: int, **metadata: Any) -> Event:
+    """A model event in the project "llm" whose metadata holds ``metadata`` (its usage)."""
+    found = event(session, event_id, start, project="llm", metadata=metadata)
+    found.event_type = "model"
+    return found
+
+
 def update(session: str, project: str = "web", **fields: Any) -> SessionUpdate:
     plain = {key: fields.pop(key) for key in ("session_name", "source", "start_ns", "end_ns") if key in fields}
     return SessionUpdate(project, session, namespaces=namespaces(**fields), **plain)
@@ -72,7 +79,28 @@ BATCHES: list[Batch] = [
         ],
     ),
     Batch(sessions=[update("s1", source="batch-job", user_properties={"plan": "enterprise"})]),
+    # model calls: usage figures that count, and ones that do not (wrong types, negative, not a model event)
+    Batch(
+        events=[
+            model_call("m-s", "m1", T0 + 10 * SECOND, prompt_tokens=12.7, completion_tokens=True, cost=0.0001),
+            model_call("m-s", "m2", T0 + 11 * SECOND, prompt_tokens="5", completion_tokens=-3, total_tokens=7),
+            event("m-s", "m3", T0 + 12 * SECOND, project="llm", metadata={"prompt_tokens": 1000, "cost": 5}),
+            model_call("m-none", "m4", T0 + 20 * SECOND, prompt_tokens=2**62, total_tokens=1e300, cost=-1),
+        ],
+        sessions=[
+            update("m-s", "llm", user_properties={"user_id": "u3", "plan": "premium"}),
+            update("m-none", "llm", user_properties={"user_id": "u3", "plan": "free"}),
+        ],
+    ),
+    # a retry of m1 (counted once) with a new call of a stored session
+    Batch(
+        events=[
+            model_call("m-s", "m1", T0 + 10 * SECOND, prompt_tokens=12.7, completion_tokens=True, cost=0.0001),
+            model_call("m-s", "m5", T0 + 13 * SECOND, prompt_tokens=200, completion_tokens=50, cost=0.0002),
+        ]
+    ),
 ]
+LLM = ("llm",)
 
 ALL = None
 EVENT_FILTER = parse('metadata.model = "gpt-4o" or error exists or outputs.answer = null')
@@ -143,6 +171,14 @@ QUESTIONS: dict[str, Callable[[Any], Any]] = {
     "groups by a number": lambda s: s.group_sessions(SessionQuery(projects=ALL), Field("event_count")),
     "time series": lambda s: s.session_timeseries(SessionQuery(projects=ALL)),
     "time series by day": lambda s: s.session_timeseries(SessionQuery(projects=WEB), bucket=86_400),
+    "usage and a user property": _filtered('total_tokens > 100 and user_properties.plan = "premium"', LLM),
+    "cost": _filtered("cost > 0.0002", ALL),
+    "cost unknown": _filtered("cost = null and model_calls > 0", ALL),
+    "session with model calls": lambda s: s.get_session("m-s", LLM),
+    "usage per group": lambda s: s.group_sessions(SessionQuery(projects=LLM), Field("user_properties", ("plan",))),
+    "usage over time": lambda s: s.session_timeseries(
+        SessionQuery(projects=LLM), bucket=60, split_by=Field("user_properties", ("plan",))
+    ),
     "time series split": lambda s: s.session_timeseries(
         SessionQuery(projects=ALL), bucket=86_400, split_by=Field("user_properties", ("plan",)), max_groups=1
     ),

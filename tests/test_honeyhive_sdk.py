@@ -93,7 +93,8 @@ FEATURES = """
             inputs={"extra": [1, 2]},
             user_properties={"prefs": {"theme": "dark", "langs": ["en", "fr"]}, "score": 1.5, "objs": [{"k": 1}],
                              "ok": True, "gone": None},
-            metadata={"deep": {"a": {"b": 2}}, "tags": ["x", "y"]},
+            metadata={"deep": {"a": {"b": 2}}, "tags": ["x", "y"], "prompt_tokens": 40, "completion_tokens": 8,
+                      "cost": 0.00025},
             metrics={"latency_ms": 12.5, "tokens": 7},
             feedback={"thumbs": False},
             config={"temperature": 0.2, "stop": ["END"]},
@@ -162,13 +163,21 @@ def test_nested_async_and_failing_calls_make_the_event_tree(features):
     assert typed((fetch["inputs"], fetch["outputs"])) == typed(({"n": 21}, {"result": 42}))
 
 
+def test_its_model_event_rolls_up_into_the_session(features):
+    usage = [features[name] for name in ("model_calls", "prompt_tokens", "completion_tokens", "total_tokens", "cost")]
+    assert usage == [1, 40, 8, 48, 0.00025]
+
+
 def test_enrich_span_keeps_nested_objects_lists_and_types(features):
     llm = features["events"][0]["children"][0]
     assert typed(llm["user_properties"]) == typed(
         {"prefs": {"theme": "dark", "langs": ["en", "fr"]}, "score": 1.5, "objs": [{"k": 1}], "ok": True}
     )
     # No copies of the event type and name in metadata.
-    assert typed(llm["metadata"]) == typed({"static": 1, "deep": {"a": {"b": 2}}, "tags": ["x", "y"]})
+    # total_tokens is added by the server to a model event that has prompt and completion tokens.
+    assert typed(llm["metadata"]) == typed({"static": 1, "deep": {"a": {"b": 2}}, "tags": ["x", "y"],
+                                            "prompt_tokens": 40, "completion_tokens": 8, "total_tokens": 48,
+                                            "cost": 0.00025})  # fmt: skip
     assert typed(llm["metrics"]) == typed({"latency_ms": 12.5, "tokens": 7})
     assert typed(llm["feedback"]) == typed({"thumbs": False})
     assert typed(llm["config"]) == typed({"temperature": 0.2, "stop": ["END"]})

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import clickhouse_connect
 import pytest
-from tests.store_scenario import ALL, BATCHES, QUESTIONS, T0, WEB, event, update
+from tests.store_scenario import ALL, BATCHES, LLM, QUESTIONS, T0, WEB, event, update
 
-from tracehive.model import Batch
+from tracehive.filters import Field, parse
+from tracehive.model import USAGE_FIELDS, Batch
 from tracehive.store import clickhouse_schema
 from tracehive.store import duckdb as duckdb_store
 from tracehive.store.base import SessionQuery
@@ -96,9 +97,59 @@ def test_projects_do_not_leak(store):
 
 def test_users(store):
     users = {u["user_id"]: u for u in store.list_users(SessionQuery(projects=ALL))}
-    assert set(users) == {"u1", "42", "True"}
+    assert set(users) == {"u1", "42", "True", "u3"}
     assert (users["u1"]["session_count"], users["u1"]["event_count"], users["u1"]["error_count"]) == (3, 5, 1)
     assert users["u1"]["last_seen"] == "2026-02-10T00:00:03Z"
+
+
+def _usage(row: dict) -> tuple:
+    return tuple(row[name] for name in USAGE_FIELDS)
+
+
+def test_model_calls_roll_up_into_their_session(store):
+    """Counted: model events only, each once (m1 was sent twice), figures that are JSON numbers
+    from 0 to 10**15 (12.7 rounds down; true, "5", -3 and 2**62 do not count); total is prompt +
+    completion when absent; cost sums the known costs, and stays null when no call had one."""
+    assert _usage(store.get_session("m-s", LLM)) == (3, 212, 50, 269, 0.0003)
+    assert _usage(store.get_session("m-none", LLM)) == (1, 0, 0, 0, None)
+    assert _usage(store.get_session("s1", WEB)) == (0, 0, 0, 0, None)
+    premium = parse('total_tokens > 100 and user_properties.plan = "premium"')
+    assert [s["session_id"] for s in store.list_sessions(SessionQuery(ALL, premium))] == ["m-s"]
+
+
+def test_usage_per_group_and_per_user(store):
+    groups = {g["value"]: g for g in store.group_sessions(SessionQuery(LLM), Field("user_properties", ("plan",)))}
+    assert _usage(groups["premium"]) == (3, 212, 50, 269, 0.0003)
+    assert (groups["premium"]["avg_total_tokens"], groups["premium"]["avg_cost"]) == (269.0, 0.0003)
+    assert (groups["free"]["cost"], groups["free"]["avg_cost"], groups["free"]["model_calls"]) == (None, None, 1)
+    (user,) = store.list_users(SessionQuery(LLM))
+    assert (user["user_id"], user["total_tokens"], user["cost"], user["avg_total_tokens"]) == ("u3", 269, 0.0003, 134.5)
+    series = store.session_timeseries(SessionQuery(LLM), bucket=60, split_by=Field("user_properties", ("plan",)))
+    assert {p["value"]: p["cost"] for p in series["points"]} == {"premium": 0.0003, "free": None}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migration_rolls_up_the_model_calls_stored_before(backend, tmp_path, chdb_dsn):
+    """A store written before the roll-ups existed gets them from its stored events on opening."""
+    name = f"usage_{backend}"
+    store = open_backend(backend, tmp_path, chdb_dsn, name)
+    for batch in BATCHES:
+        store.write(Rows.of(batch))
+    expected = [_usage(store.get_session(s, LLM)) for s in ("m-s", "m-none")]
+    last = MIGRATIONS[backend][-1].version
+    if backend == "duckdb":  # back to the schema before the roll-ups
+        for column in USAGE_FIELDS:
+            store._db.execute(f"ALTER TABLE sessions DROP COLUMN {column}")
+        store._db.execute("DELETE FROM schema_version WHERE version = ?", [last])
+    else:
+        store._client.command(f"DROP VIEW {name}.model_usage_from_events")
+        store._client.command(f"ALTER TABLE {name}.sessions DROP COLUMN model_usage")
+        store._client.command(f"DELETE FROM {name}.schema_version WHERE version = {last}")
+    store.close()
+    store = open_backend(backend, tmp_path, chdb_dsn, name)
+    migrated = [_usage(store.get_session(s, LLM)) for s in ("m-s", "m-none")]
+    assert migrated == expected == [(3, 212, 50, 269, 0.0003), (1, 0, 0, 0, None)]
+    store.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

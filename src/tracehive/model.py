@@ -23,6 +23,22 @@ NAMESPACES: tuple[str, ...] = (
 
 EVENT_TYPES: tuple[str, ...] = ("model", "tool", "chain", "function", "session")
 DEFAULT_EVENT_TYPE = "tool"
+
+# A model call, in HoneyHive's schema: an event of type "model" whose metadata holds its usage
+# (token counts, and its cost in USD when known).
+MODEL_EVENT_TYPE = "model"
+PROMPT_TOKENS = "prompt_tokens"
+COMPLETION_TOKENS = "completion_tokens"
+TOTAL_TOKENS = "total_tokens"
+COST = "cost"
+# Where a model event keeps the rest of its call: its conversation and its settings.
+CHAT_HISTORY = "chat_history"  # inputs.chat_history: messages, each with role, content, tool_calls
+TOOL_CALLS = "tool_calls"  # on a message, and on outputs
+MODEL = "model"  # config.model
+PROVIDER = "provider"  # config.provider
+HYPERPARAMETERS = "hyperparameters"  # config.hyperparameters
+# What every session sums over its model events (cost stays null until one has a known cost).
+USAGE_FIELDS: tuple[str, ...] = ("model_calls", PROMPT_TOKENS, COMPLETION_TOKENS, TOTAL_TOKENS, COST)
 DEFAULT_PROJECT = "default"
 
 Namespaces = dict[str, dict[str, Any]]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tracehive.dashboard.render import duration, literal
+from tracehive.dashboard.render import duration, literal, usd
 from tracehive.store.base import Row
 
 WIDTH, HEIGHT = 640, 170
@@ -81,7 +82,7 @@ def _segments(values: list[float | None], top: float) -> list[list[tuple[float, 
 def _nice_top(value: float) -> float:
     if value <= 0:
         return 1.0
-    step = 10 ** len(str(int(value))) / 10
+    step = 10 ** math.floor(math.log10(value))  # fractions too: costs are often below a cent
     for factor in (1, 2, 2.5, 5, 10):
         if step * factor >= value:
             return step * factor
@@ -95,8 +96,9 @@ def _x_ticks(buckets: list[datetime], width_s: int) -> list[tuple[float, str]]:
     return [(_x(i, n), buckets[i].strftime(fmt)) for i in picks]
 
 
-def time_charts(series: Row, *, split: bool) -> tuple[Chart, Chart]:
-    """From a ``/timeseries`` answer: sessions over time, and p50 (solid) / p95 (dashed) duration."""
+def time_charts(series: Row, *, split: bool) -> list[Chart]:
+    """From a ``/timeseries`` answer: sessions over time, p50 (solid) / p95 (dashed) duration, and
+    the cost of the model calls when some had one."""
     points: list[Row] = series["points"]
     width_s = series["bucket_seconds"]
     buckets = _buckets(points, width_s)
@@ -106,8 +108,11 @@ def time_charts(series: Row, *, split: bool) -> tuple[Chart, Chart]:
         by_group.setdefault(label, {})[point["time"]] = point
     keys = [_iso(b) for b in buckets]
     counts_chart, duration_chart = Chart("Sessions over time"), Chart("Duration p50 / p95 over time")
+    cost_chart = Chart("Cost of model calls over time (USD)")
     count_top = _nice_top(max((p["sessions"] for p in points), default=0))
     ms_top = _nice_top(max((p["p95_ms"] or 0 for p in points), default=0))
+    costs = [p.get("cost") for p in points if p.get("cost") is not None]
+    cost_top = _nice_top(max(costs, default=0))
     for colour, (label, found) in enumerate(list(by_group.items())[:MAX_SERIES]):
         counts = [found[k]["sessions"] if k in found else 0 for k in keys]
         counts_chart.lines.append(Line(label, colour, _segments(counts, count_top)))
@@ -116,10 +121,14 @@ def time_charts(series: Row, *, split: bool) -> tuple[Chart, Chart]:
             line_colour = colour if split else int(dashed)
             line = Line(label, line_colour, _segments(values, ms_top), dashed, suffix=name[:3])
             duration_chart.lines.append(line if split else Line(name[:3], line_colour, line.segments, dashed))
-    for chart, top, fmt in ((counts_chart, count_top, _count), (duration_chart, ms_top, duration)):
+        values = [found[k].get("cost") if k in found else None for k in keys]
+        if any(v is not None for v in values):  # a group whose costs are all unknown gets no line
+            cost_chart.lines.append(Line(label if split else "cost", colour, _segments(values, cost_top)))
+    charts = [(counts_chart, count_top, _count), (duration_chart, ms_top, duration)]
+    for chart, top, fmt in charts + ([(cost_chart, cost_top, usd)] if costs else []):
         chart.y_ticks = [(_y(top * f, top), fmt(top * f)) for f in (0, 0.5, 1)]
         chart.x_ticks = _x_ticks(buckets, width_s)
-    return counts_chart, duration_chart
+    return [counts_chart, duration_chart, *([cost_chart] if costs else [])]
 
 
 def _count(value: Any) -> str:

@@ -77,6 +77,7 @@ def session_page(request: Request, session_id: str, viewer: Viewer = Depends(log
             "events": events,
             "pages": views.event_pages(session, EVENTS_PER_PAGE),
             "selected": selected,
+            "call": views.model_call(selected),
             "sections": views.sections(selected or session),
         }
 

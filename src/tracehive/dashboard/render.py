@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -77,13 +78,25 @@ def duration(ms: float | None) -> str:
     return f"{ms / 1000:.2f} s" if ms < 60_000 else f"{ms / 60_000:.1f} min"
 
 
+def usd(amount: float | None) -> str:
+    """A cost in US dollars: cents for amounts of a dollar or more, else three significant digits
+    (model calls often cost fractions of a cent)."""
+    if amount is None:
+        return ""
+    if amount <= 0 or amount >= 1:
+        return f"${amount:,.2f}"
+    digits = 2 - math.floor(math.log10(amount))
+    whole, fraction = f"{amount:.{digits}f}".rstrip("0").split(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
+
+
 def percent(share: float | None) -> str:
     return "" if share is None else f"{share * 100:.1f}%"
 
 
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined)
 ENV.filters.update(kind=kind, literal=literal, when=when, duration=duration, percent=percent, session_url=session_url,
-                   isolated=isolated,
+                   isolated=isolated, usd=usd,
                    enumerate_items=lambda items: list(enumerate(items)))  # fmt: skip
 
 

@@ -12,6 +12,18 @@ from urllib.parse import urlencode
 from fastapi import HTTPException, Request
 
 from tracehive.dashboard.render import literal
+from tracehive.model import (
+    CHAT_HISTORY,
+    COMPLETION_TOKENS,
+    COST,
+    HYPERPARAMETERS,
+    MODEL,
+    MODEL_EVENT_TYPE,
+    PROMPT_TOKENS,
+    PROVIDER,
+    TOOL_CALLS,
+    TOTAL_TOKENS,
+)
 from tracehive.server import api
 from tracehive.server.auth import Principal
 from tracehive.store.base import Row, SessionQuery
@@ -82,7 +94,7 @@ def pick_columns(view: View, sessions: list[Row]) -> list[str]:
 
 
 def usage(row: Row, names: tuple[str, ...]) -> float | None:
-    """A usage figure (tokens, cost) from metrics or metadata, where the app recorded one."""
+    """A usage figure (tokens, cost) from metrics or metadata, where the app recorded one by hand."""
     for namespace in ("metrics", "metadata"):
         for name in names:
             value = row[namespace].get(name)
@@ -92,7 +104,58 @@ def usage(row: Row, names: tuple[str, ...]) -> float | None:
 
 
 def with_usage(sessions: list[Row]) -> list[Row]:
-    return [{**s, "tokens": usage(s, TOKEN_KEYS), "cost": usage(s, COST_KEYS)} for s in sessions]
+    """Tokens and cost of each session: the roll-ups of its model events, else what the app
+    recorded on the session itself."""
+    return [
+        {
+            **s,
+            "tokens": s["total_tokens"] if s["model_calls"] else usage(s, TOKEN_KEYS),
+            "cost": s["cost"] if s["cost"] is not None else usage(s, COST_KEYS),
+        }
+        for s in sessions
+    ]
+
+
+def _message(found: Any) -> Row | None:
+    """A chat message as the page shows it: role, content (text, or any JSON), tool calls (name,
+    arguments); None for something that is not a message."""
+    if not isinstance(found, dict):
+        return None
+    calls = found.get(TOOL_CALLS)
+    return {
+        "role": found.get("role"),
+        "content": found.get("content"),
+        "tool_calls": [_tool_call(c) for c in calls] if isinstance(calls, list) else [],
+    }
+
+
+def _tool_call(found: Any) -> Row:
+    """OpenAI's shape ({id, type, function: {name, arguments}}) and the flat {name, arguments}."""
+    if not isinstance(found, dict):
+        return {"name": None, "arguments": found, "id": None}
+    inner = found.get("function") if isinstance(found.get("function"), dict) else found
+    return {"name": inner.get("name"), "arguments": inner.get("arguments"), "id": found.get("id")}
+
+
+def model_call(event: Row | None) -> Row | None:
+    """What a model event's page shows first: its model, provider, parameters, usage and cost, and
+    its conversation (``inputs.chat_history``, then the reply in ``outputs``)."""
+    if event is None or event["event_type"] != MODEL_EVENT_TYPE:
+        return None
+    config, metadata, outputs = event["config"], event["metadata"], event["outputs"]
+    history = event["inputs"].get(CHAT_HISTORY)
+    messages = [m for m in map(_message, history if isinstance(history, list) else []) if m is not None]
+    reply = _message(outputs) if outputs.get("content") is not None or outputs.get(TOOL_CALLS) else None
+    parameters = config.get(HYPERPARAMETERS)
+    return {
+        "model": config.get(MODEL),
+        "provider": config.get(PROVIDER),
+        "parameters": parameters if isinstance(parameters, dict) else {},
+        "usage": {key: metadata[key] for key in (PROMPT_TOKENS, COMPLETION_TOKENS, TOTAL_TOKENS) if key in metadata},
+        "cost": metadata.get(COST),
+        "messages": messages,
+        "reply": reply,
+    }
 
 
 def _ns(iso: str | None) -> float | None:

@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 from tracehive.filters.ast import And, Compare, Exists, Expr, Field, FilterError, Not, Or, Value
 from tracehive.filters.parser import MAX_DEPTH, MAX_LENGTH, format_field, parse, parse_field
-from tracehive.model import NAMESPACES
+from tracehive.model import NAMESPACES, USAGE_FIELDS
 
 _NAMESPACE_FIELDS = dict.fromkeys(NAMESPACES, "json")
 
@@ -24,6 +24,8 @@ SESSION_FIELDS = MappingProxyType(
         "duration_ms": "number",
         "event_count": "number",
         "error_count": "number",
+        # roll-ups of the session's model events; cost is null until one has a known cost
+        **dict.fromkeys(USAGE_FIELDS, "number"),
         **_NAMESPACE_FIELDS,
     }
 )

@@ -25,7 +25,10 @@ T = TypeVar("T")
 DEFAULT_EVENTS_LIMIT = 1000
 MAX_EVENTS_LIMIT = 10_000
 MAX_EVENTS_OFFSET = 10**9
-FILTER_DOC = 'A filter expression, e.g. `user_properties.plan = "premium" and metrics.score > 0.5`.'
+FILTER_DOC = (
+    'A filter expression, e.g. `user_properties.plan = "premium" and metrics.score > 0.5`. Sessions also have '
+    "`model_calls`, `prompt_tokens`, `completion_tokens`, `total_tokens` and `cost` (USD, null when unknown)."
+)
 TIME_DOC = "ISO 8601 time (`2026-01-31T12:00:00Z`) or epoch milliseconds."
 
 

@@ -58,6 +58,11 @@ class _SessionFields(BaseModel):
     duration_ms: float | None = None
     event_count: int = 0
     error_count: int = 0
+    model_calls: int = Field(0, description="Events of type model.")
+    prompt_tokens: int = Field(0, description="Summed over the model events (`metadata.prompt_tokens`).")
+    completion_tokens: int = 0
+    total_tokens: int = Field(0, description="`metadata.total_tokens`, or prompt + completion where absent.")
+    cost: float | None = Field(None, description="USD, summed over the model events; null when none had a cost.")
 
 
 class Session(_Namespaces, _SessionFields):
@@ -81,6 +86,13 @@ class _Stats(BaseModel):
     error_rate: float = Field(description="Share of the sessions with at least one error, 0 to 1.")
     p50_ms: float | None = Field(None, description="Median session duration.")
     p95_ms: float | None = None
+    model_calls: int = Field(0, description="Summed over the sessions, like the tokens.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: float | None = Field(None, description="USD; null when no session had a known cost.")
+    avg_total_tokens: float | None = Field(None, description="Per session.")
+    avg_cost: float | None = Field(None, description="Per session whose cost is known.")
 
 
 class User(_Stats):

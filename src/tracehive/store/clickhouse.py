@@ -23,16 +23,17 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
-from tracehive.model import NAMESPACES, SessionUpdate
+from tracehive.model import NAMESPACES, USAGE_FIELDS, SessionUpdate
 from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
-from tracehive.store.clickhouse_filter import json_path_sql, quote, to_clickhouse_sql
+from tracehive.store.clickhouse_filter import CLICKHOUSE, bind, json_path_sql, quote, to_clickhouse_sql
 from tracehive.store.clickhouse_privacy import ClickHousePrivacy
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import EVENT_SCHEMA, Rows, dumps
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
+from tracehive.store.filter_sql import session_where
 from tracehive.store.migrations import SCHEMA_TABLE, apply
-from tracehive.store.rows import group_value, iso, record_row, stats, user_row
+from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, user_row
 
 DEFAULT_DATABASE = "tracehive"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,7 +53,13 @@ _USER_ID = (
 # quantileExactInclusive interpolates like DuckDB's quantile_cont).
 _STATS = (
     "count() AS n_sessions, avg(if(error_count > 0, 1.0, 0.0)) AS error_rate,"
-    " quantilesExactInclusive(0.5, 0.95)(duration_ms) AS quantiles"
+    f" quantilesExactInclusive(0.5, 0.95)(duration_ms) AS quantiles, {USAGE_STATS_SQL}"
+)
+# The roll-ups of a session's model calls (clickhouse_schema), in the order of USAGE_FIELDS.
+_USAGE_OF_CALLS = (
+    "length(_calls) AS model_calls, arraySum(c -> c.2, _calls) AS prompt_tokens,"
+    " arraySum(c -> c.3, _calls) AS completion_tokens, arraySum(c -> c.4, _calls) AS total_tokens,"
+    " if(arrayExists(c -> isNotNull(c.5), _calls), arraySum(c -> ifNull(c.5, 0), _calls), NULL) AS cost"
 )
 _FOLDS = ", ".join(
     f"arrayFold((acc, u) -> JSONMergePatch(acc, u.{n}), _updates, '{{}}') AS {ns}"
@@ -67,10 +74,11 @@ def _session_view(db: str, where: str) -> str:
         f" {_USER_ID} AS user_id, _start AS start_time, _end AS end_time,"
         " if(_start IS NULL OR _end IS NULL, NULL,"
         " (toUnixTimestamp64Micro(_end) - toUnixTimestamp64Micro(_start)) / 1000) AS duration_ms,"
-        f" event_count, error_count, {_FOLDS} FROM ("
+        f" event_count, error_count, {_USAGE_OF_CALLS}, {_FOLDS} FROM ("
         "SELECT project, session_id, argMaxMerge(session_name) AS _name, argMaxMerge(source) AS _source,"
         " min(start_time) AS _start, max(end_time) AS _end, uniqExactMerge(event_ids) AS event_count,"
-        " uniqExactIfMerge(error_ids) AS error_count, arraySort(u -> u.1, groupArrayMerge(updates)) AS _updates"
+        " uniqExactIfMerge(error_ids) AS error_count, arraySort(u -> u.1, groupArrayMerge(updates)) AS _updates,"
+        " groupUniqArrayMerge(model_usage) AS _calls"
         f" FROM {db}.sessions WHERE {where} GROUP BY project, session_id)"
     )
 
@@ -187,18 +195,9 @@ class ClickHouseStore(ClickHousePrivacy):
         return self._client.query(sql, params).result_rows
 
     def _session_where(self, query: SessionQuery, params: dict[str, Any]) -> str:
-        clauses = ["1"]
-        if query.filter is not None:
-            sql, filter_params = to_clickhouse_sql(query.filter, SESSION_FIELDS)
-            clauses.append(f"({sql})")
-            params.update(filter_params)
-        if query.start_from is not None:
-            clauses.append("start_time >= fromUnixTimestamp64Micro({start_from:Int64}, 'UTC')")
-            params["start_from"] = _micros(query.start_from)
-        if query.start_to is not None:
-            clauses.append("start_time < fromUnixTimestamp64Micro({start_to:Int64}, 'UTC')")
-            params["start_to"] = _micros(query.start_to)
-        return " AND ".join(clauses)
+        where, where_params = bind(session_where(query, CLICKHOUSE), "f")
+        params.update(where_params)
+        return where
 
     def list_sessions(self, query: SessionQuery) -> list[Row]:
         params: dict[str, Any] = {"limit": query.limit}
@@ -297,8 +296,8 @@ class ClickHouseStore(ClickHousePrivacy):
             params,
         )
         return [
-            {**group_value(g), "sessions": n, "users": users, **stats(rate, quantiles)}
-            for g, n, rate, quantiles, users in rows
+            {**group_value(g), "sessions": n, "users": users, **stats(rate, quantiles, usage)}
+            for g, n, rate, quantiles, *usage, users in rows
         ]
 
     def session_timeseries(
@@ -312,7 +311,8 @@ class ClickHouseStore(ClickHousePrivacy):
         params.update(groups=max_groups, width_us=width * 1_000_000)
         # transform_null_in: a group whose value is missing (NULL) can be one of the largest too.
         rows = self._select(
-            f"WITH base AS (SELECT start_time, duration_ms, error_count, {key} AS g FROM ({view})"
+            f"WITH base AS (SELECT start_time, duration_ms, error_count, {', '.join(USAGE_FIELDS)}, {key} AS g"
+            f" FROM ({view})"
             f" WHERE start_time IS NOT NULL AND {where}),"
             " top AS (SELECT g FROM base GROUP BY g ORDER BY count() DESC, g ASC NULLS LAST LIMIT {groups:UInt32})"
             " SELECT fromUnixTimestamp64Micro(intDiv(toUnixTimestamp64Micro(start_time), {width_us:Int64})"
@@ -322,8 +322,8 @@ class ClickHouseStore(ClickHousePrivacy):
             params,
         )
         points = []
-        for t, _, g, other, n, rate, quantiles in rows:
-            point = {"time": iso(t), "sessions": n, **stats(rate, quantiles)}
+        for t, _, g, other, n, rate, quantiles, *usage in rows:
+            point = {"time": iso(t), "sessions": n, **stats(rate, quantiles, usage)}
             if split_by is not None:
                 point.update({"value": None, "missing": False} if other else group_value(g), other=bool(other))
             points.append(point)

@@ -5,15 +5,17 @@
   session's events read few granules. Namespaces are JSON text, read with the JSON* functions.
 - ``session_updates``: what enrichment said about a session, append-only with a write version.
   Servers only ever insert, so no two of them race on a read-modify-write.
-- ``sessions``: an AggregatingMergeTree fed by two materialized views, one per source table;
-  each session's time span, counts and updates merge in the background and at read time.
+- ``sessions``: an AggregatingMergeTree fed by materialized views of the source tables; each
+  session's time span, counts, updates and model calls merge in the background and at read time.
 """
 
 from __future__ import annotations
 
-from tracehive.model import NAMESPACES
+from tracehive.model import MODEL_EVENT_TYPE, NAMESPACES
+from tracehive.store.clickhouse_filter import CLICKHOUSE
 from tracehive.store.clickhouse_privacy import MIGRATION as PRIVACY_MIGRATION
 from tracehive.store.migrations import SCHEMA_TABLE, Migration
+from tracehive.store.usage import usage_sql
 
 TIME = "DateTime64(6, 'UTC')"
 _NS_COLUMNS = ",\n".join(f"    {ns} String CODEC(ZSTD(3))" for ns in NAMESPACES)
@@ -108,6 +110,22 @@ ORDER BY token_digest
 TTL toDateTime(intDiv(version, 1000000000), 'UTC') + INTERVAL 2 DAY
 """
 
+# A session's model calls, each as (event id, prompt, completion and total tokens, cost): a set, so
+# a retried event (or the backfill meeting the view) counts once. The view fills it from new
+# events; the INSERT fills it for the events stored before (both may see an event; the set keeps one).
+_MODEL_CALL = "Tuple(String, Int64, Int64, Int64, Nullable(Float64))"
+_MODEL_CALLS_OF_EVENTS = (
+    f"SELECT project, session_id, groupUniqArrayState(CAST(tuple(event_id, {', '.join(usage_sql(CLICKHOUSE))})"
+    f" AS {_MODEL_CALL})) AS model_usage FROM {{db}}.events WHERE event_type = '{MODEL_EVENT_TYPE}'"
+    " GROUP BY project, session_id"
+)
+_USAGE = (
+    "ALTER TABLE {db}.sessions ADD COLUMN IF NOT EXISTS model_usage "
+    f"AggregateFunction(groupUniqArray, {_MODEL_CALL})",
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.model_usage_from_events TO {db}.sessions AS " + _MODEL_CALLS_OF_EVENTS,
+    f"INSERT INTO {{db}}.sessions (project, session_id, model_usage) {_MODEL_CALLS_OF_EVENTS}",
+)
+
 MIGRATIONS = (
     Migration(
         1,
@@ -115,5 +133,6 @@ MIGRATIONS = (
         (_EVENTS, _SESSION_UPDATES, _SESSIONS, _SESSIONS_FROM_EVENTS, _SESSIONS_FROM_UPDATES),
     ),
     Migration(2, "dashboard logins: hashed token, key hash, logout token, expiry", (_LOGINS,)),
+    Migration(3, "sessions: their model calls, for model calls, tokens and cost", _USAGE),
     PRIVACY_MIGRATION,
 )

@@ -11,12 +11,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracehive.model import NAMESPACES, Batch, Event, SessionUpdate
+from tracehive.model import NAMESPACES, USAGE_FIELDS, Batch, Event, SessionUpdate
+from tracehive.store.usage import Usage, model_usage
 
 # What the stores answer, in this order: a record's own fields, then its namespaces.
 SESSION_COLUMNS = (
     "project", "session_id", "session_name", "source", "user_id", "start_time", "end_time",
-    "duration_ms", "event_count", "error_count", *NAMESPACES,
+    "duration_ms", "event_count", "error_count", *USAGE_FIELDS, *NAMESPACES,
 )  # fmt: skip
 EVENT_COLUMNS = (
     "project", "event_id", "session_id", "trace_id", "parent_id", "event_type", "event_name",
@@ -75,23 +76,38 @@ def event_table(unique: list[Event]) -> pa.Table:
     )
 
 
-SessionTotals = tuple[str, str, int, int, int, int]
+# (project, session_id, first start, last end, events, errors, model calls, prompt tokens,
+# completion tokens, total tokens, cost or None when no model event had one)
+SessionTotals = tuple[str, str, int, int, int, int, int, int, int, int, float | None]
 
 
-def session_totals(events: Iterable[tuple[str, str, int, int, bool]]) -> list[SessionTotals]:
-    """What events, given as (project, session_id, start, end, is_error), add to each session they
-    belong to (see :attr:`Rows.totals`)."""
-    totals: dict[tuple[str, str], list[int]] = {}
-    for project, session_id, start, end, is_error in events:
+def session_totals(events: Iterable[tuple[str, str, int, int, bool, Usage | None]]) -> list[SessionTotals]:
+    """What events, given as (project, session_id, start, end, is_error, usage of a model event or
+    None), add to each session they belong to (see :attr:`Rows.totals`)."""
+    totals: dict[tuple[str, str], list[Any]] = {}
+    for project, session_id, start, end, is_error, usage in events:
         found = totals.get((project, session_id))
         if found is None:
-            totals[(project, session_id)] = [start, end, 1, int(is_error)]
-        else:
-            found[0] = min(found[0], start)
-            found[1] = max(found[1], end)
-            found[2] += 1
-            found[3] += is_error
+            found = totals[(project, session_id)] = [start, end, 0, 0, 0, 0, 0, 0, None]
+        found[0] = min(found[0], start)
+        found[1] = max(found[1], end)
+        found[2] += 1
+        found[3] += is_error
+        if usage is not None:
+            add_usage(found, 4, (1, *usage))
     return [(project, session_id, *values) for (project, session_id), values in totals.items()]
+
+
+def add_usage(totals: list[Any], at: int, usage: tuple[int, int, int, int, float | None]) -> None:
+    """Add roll-ups (model calls, prompt, completion and total tokens, cost or None) to the ones held
+    in ``totals[at:at + 5]``. Cost stays None until some model call has one."""
+    calls, prompt, completion, total, cost = usage
+    totals[at] += calls
+    totals[at + 1] += prompt
+    totals[at + 2] += completion
+    totals[at + 3] += total
+    if cost is not None:
+        totals[at + 4] = cost if totals[at + 4] is None else totals[at + 4] + cost
 
 
 @dataclass(slots=True)
@@ -103,14 +119,23 @@ class Rows:
     events: pa.Table
     sessions: list[SessionUpdate]
     # Per session the events touch: (project, session_id, first start, last end in microseconds,
-    # events, errors); a session may appear more than once (from several requests).
+    # events, errors, then the model calls' roll-ups); a session may appear more than once (from
+    # several requests).
     totals: list[SessionTotals]
 
     @classmethod
     def of(cls, batch: Batch) -> Rows:
         unique = unique_events(batch.events)
         totals = session_totals(
-            (e.project, e.session_id, e.start_ns // 1000, e.end_ns // 1000, e.error is not None) for e in unique
+            (
+                e.project,
+                e.session_id,
+                e.start_ns // 1000,
+                e.end_ns // 1000,
+                e.error is not None,
+                model_usage(e.event_type, e.namespaces.get("metadata")),
+            )
+            for e in unique
         )
         return cls(event_table(unique), list(batch.sessions), totals)
 

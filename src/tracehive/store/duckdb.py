@@ -20,18 +20,20 @@ import orjson
 import pyarrow as pa
 
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
-from tracehive.model import NAMESPACES, SessionUpdate, deep_merge
+from tracehive.model import MODEL_EVENT_TYPE, NAMESPACES, USAGE_FIELDS, SessionUpdate, deep_merge
 from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
-from tracehive.store.columns import Rows, SessionTotals, session_totals
-from tracehive.store.duckdb_filter import json_pointer, quote_column, to_duckdb_sql
+from tracehive.store.columns import Rows, SessionTotals, add_usage, session_totals
+from tracehive.store.duckdb_filter import DUCKDB, json_pointer, quote_column, to_duckdb_sql
 from tracehive.store.duckdb_privacy import MIGRATION as PRIVACY_MIGRATION
 from tracehive.store.duckdb_privacy import DuckDBPrivacy, remove_rewrite_leftover
+from tracehive.store.filter_sql import session_where
 from tracehive.store.gate import Gate, gated
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
-from tracehive.store.rows import group_value, iso, record_row, stats, user_row
+from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, user_row
 from tracehive.store.seen import SeenKeys
+from tracehive.store.usage import usage_sql
 
 _NS_COLUMNS = ", ".join(f"{ns} JSON" for ns in NAMESPACES)
 SCHEMA = f"""
@@ -73,6 +75,24 @@ _INSERT_SESSIONS = (
     f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS)}) "
     f"SELECT {', '.join(_SESSION_COLUMNS)}, {', '.join(_KEY_MAPS.values())} FROM incoming_sessions"
 )
+_USAGE_COLUMNS = dict(zip(USAGE_FIELDS, ("BIGINT DEFAULT 0",) * 4 + ("DOUBLE",), strict=True))
+# The usage of a stored model event, in SQL (see tracehive.store.usage).
+_EVENT_USAGE = ", ".join(
+    f"{sql} AS {name}" for sql, name in zip(usage_sql(DUCKDB), ("prompt", "completion", "total", "cost"), strict=True)
+)
+# Sessions stored before the roll-ups get them from their stored model events.
+_BACKFILL_USAGE = f"""
+UPDATE sessions SET model_calls = u.calls, prompt_tokens = u.prompt, completion_tokens = u.completion,
+    total_tokens = u.total, cost = u.cost
+FROM (
+    SELECT project AS p, session_id AS s, count(*) AS calls, sum(prompt) AS prompt,
+        sum(completion) AS completion, sum(total) AS total, sum(cost) AS cost
+    FROM (SELECT project, session_id, {_EVENT_USAGE} FROM events
+          WHERE event_type = '{MODEL_EVENT_TYPE}')
+    GROUP BY project, session_id
+) AS u
+WHERE sessions.project = u.p AND sessions.session_id = u.s
+"""
 # Dashboard logins (tracehive.server.logins): the token's hash, the key's hash, the logout form's
 # token, and when the login expires (epoch seconds).
 _LOGINS = """
@@ -99,6 +119,14 @@ MIGRATIONS = (
         ),
     ),
     Migration(3, "dashboard logins: hashed token, key hash, logout token, expiry", (_LOGINS,)),
+    Migration(
+        4,
+        "sessions: model calls, tokens and cost of their model events",
+        (
+            *(f"ALTER TABLE sessions ADD COLUMN {name} {kind}" for name, kind in _USAGE_COLUMNS.items()),
+            _BACKFILL_USAGE,
+        ),
+    ),
     PRIVACY_MIGRATION,
 )
 
@@ -106,8 +134,9 @@ _TIME = pa.timestamp("us")
 # Per-group figures shared by the users, group-by and time-series queries.
 _STATS = (
     "count(*) AS sessions, avg(CASE WHEN error_count > 0 THEN 1.0 ELSE 0.0 END) AS error_rate, "
-    "quantile_cont(duration_ms, [0.5, 0.95]) AS quantiles"
+    f"quantile_cont(duration_ms, [0.5, 0.95]) AS quantiles, {USAGE_STATS_SQL}"
 )
+_USAGE = ", ".join(USAGE_FIELDS)
 # How many of the newest sessions a filtered listing looks at first (see list_sessions).
 _FIRST_SCAN_DEPTH = 2000
 # The write-ahead log is folded into the file past this size. DuckDB's default (16 MB) checkpoints
@@ -149,7 +178,7 @@ def _group_key(field: Field) -> tuple[str, list[Any]]:
 class _SessionState:
     """A session row being brought up to date in Python during one write."""
 
-    __slots__ = ("end_us", "error_count", "event_count", "name", "namespaces", "source", "start_us")
+    __slots__ = ("end_us", "error_count", "event_count", "name", "namespaces", "source", "start_us", "usage")
 
     def __init__(self, existing: Row | None) -> None:
         existing = existing or {}
@@ -159,6 +188,8 @@ class _SessionState:
         self.end_us = existing.get("end_us")
         self.event_count = existing.get("event_count") or 0
         self.error_count = existing.get("error_count") or 0
+        # model_calls, prompt, completion and total tokens, cost (see columns.add_usage)
+        self.usage = [existing.get(name) or 0 for name in USAGE_FIELDS[:4]] + [existing.get("cost")]
         self.namespaces = {ns: existing.get(ns) or {} for ns in NAMESPACES}
 
     def widen(self, start_us: int | None, end_us: int | None) -> None:
@@ -287,16 +318,18 @@ class DuckDBStore(DuckDBPrivacy):
             return rows.totals
         inserted = cursor.execute(
             f"INSERT OR IGNORE INTO events SELECT {columns} FROM incoming_events "
-            "RETURNING project, session_id, epoch_us(start_time), epoch_us(end_time), error IS NOT NULL"
+            "RETURNING project, session_id, epoch_us(start_time), epoch_us(end_time), error IS NOT NULL, "
+            f"event_type = '{MODEL_EVENT_TYPE}', {_EVENT_USAGE}"
         ).fetchall()
-        return session_totals(inserted)
+        return session_totals((*row[:5], row[6:] if row[5] else None) for row in inserted)
 
     def _load_sessions(self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]) -> dict:
         cursor.register("touched", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
         try:
             rows = cursor.execute(
                 "SELECT project, session_id, session_name, source, epoch_us(start_time) AS start_us, "
-                f"epoch_us(end_time) AS end_us, event_count, error_count, {', '.join(NAMESPACES)} "
+                f"epoch_us(end_time) AS end_us, event_count, error_count, {', '.join(USAGE_FIELDS)}, "
+                f"{', '.join(NAMESPACES)} "
                 "FROM sessions JOIN touched ON project = p AND session_id = s"
             )
             names = [d[0] for d in rows.description]
@@ -320,11 +353,12 @@ class DuckDBStore(DuckDBPrivacy):
         maybe_stored = [key for key in keys if key in seen]
         existing = self._load_sessions(cursor, maybe_stored) if maybe_stored else {}
         states = {key: _SessionState(existing.get(key)) for key in keys}
-        for project, session_id, start_us, end_us, events, errors in touched:
+        for project, session_id, start_us, end_us, events, errors, *usage in touched:
             state = states[(project, session_id)]
             state.event_count += events
             state.error_count += errors
             state.widen(start_us, end_us)
+            add_usage(state.usage, 0, usage)
         for update in updates:
             states[(update.project, update.session_id)].apply(update)
         stored = {key: state for key, state in states.items() if key in existing}
@@ -355,6 +389,8 @@ class DuckDBStore(DuckDBPrivacy):
             ],
             "event_count": pa.array([s.event_count for _, s in items], pa.int64()),
             "error_count": pa.array([s.error_count for _, s in items], pa.int64()),
+            **{name: pa.array([s.usage[n] for _, s in items], pa.int64()) for n, name in enumerate(USAGE_FIELDS[:4])},
+            "cost": pa.array([s.usage[4] for _, s in items], pa.float64()),
         }
         for ns in NAMESPACES:
             columns[ns] = [_dumps(s.namespaces[ns]) for _, s in items]
@@ -371,18 +407,10 @@ class DuckDBStore(DuckDBPrivacy):
 
     # --- reads ----------------------------------------------------------------------------
     def _session_where(self, query: SessionQuery, params: list[Any]) -> str:
-        clauses = [_project_clause(query.projects, params)]
-        if query.filter is not None:
-            sql, filter_params = to_duckdb_sql(query.filter, SESSION_FIELDS)
-            clauses.append(f"({sql})")
-            params.extend(filter_params)
-        if query.start_from is not None:
-            clauses.append("start_time >= ?")
-            params.append(query.start_from)
-        if query.start_to is not None:
-            clauses.append("start_time < ?")
-            params.append(query.start_to)
-        return " AND ".join(clauses)
+        projects = _project_clause(query.projects, params)
+        where = session_where(query, DUCKDB)
+        params.extend(where.params)
+        return f"{projects} AND {where.text}"
 
     @gated
     def list_sessions(self, query: SessionQuery) -> list[Row]:
@@ -511,14 +539,14 @@ class DuckDBStore(DuckDBPrivacy):
         params.append(query.limit)
         # MATERIALIZED: the key (a JSON parse per session) is computed once, not once per aggregate.
         result = self._cursor().execute(
-            f"WITH base AS MATERIALIZED (SELECT {key} AS g, user_id, duration_ms, error_count FROM sessions "
+            f"WITH base AS MATERIALIZED (SELECT {key} AS g, user_id, duration_ms, error_count, {_USAGE} FROM sessions "
             f"WHERE {where}) SELECT g, {_STATS}, count(DISTINCT user_id) AS users FROM base "
             "GROUP BY g ORDER BY sessions DESC, g NULLS LAST LIMIT ?",
             params,
         )
         return [
-            {**group_value(g), "sessions": n, "users": users, **stats(rate, quantiles)}
-            for g, n, rate, quantiles, users in result.fetchall()
+            {**group_value(g), "sessions": n, "users": users, **stats(rate, quantiles, usage)}
+            for g, n, rate, quantiles, *usage, users in result.fetchall()
         ]
 
     @gated
@@ -542,7 +570,7 @@ class DuckDBStore(DuckDBPrivacy):
             )
         else:  # MATERIALIZED: each session's key (a JSON parse) is computed once for both uses
             result = cursor.execute(
-                f"WITH base AS MATERIALIZED (SELECT start_time, duration_ms, error_count, {key} AS g "
+                f"WITH base AS MATERIALIZED (SELECT start_time, duration_ms, error_count, {_USAGE}, {key} AS g "
                 f"FROM sessions WHERE start_time IS NOT NULL AND {where}), "
                 "top AS (SELECT g, TRUE AS kept FROM base GROUP BY g ORDER BY count(*) DESC, g NULLS LAST LIMIT ?) "
                 f"SELECT {bucketed}, CASE WHEN top.kept THEN base.g END AS group_key, top.kept IS NULL AS other, "
@@ -551,8 +579,8 @@ class DuckDBStore(DuckDBPrivacy):
                 [*params, max_groups, width],
             )
         points = []
-        for t, g, other, n, rate, quantiles in result.fetchall():
-            point = {"time": iso(t), "sessions": n, **stats(rate, quantiles)}
+        for t, g, other, n, rate, quantiles, *usage in result.fetchall():
+            point = {"time": iso(t), "sessions": n, **stats(rate, quantiles, usage)}
             if split_by is not None:
                 point.update({"value": None, "missing": False} if other else group_value(g), other=other)
             points.append(point)
