@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -60,6 +61,16 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def create_key(server: Server, project: str, *extra: str) -> str:
+    """A key made as a user makes one, ``tracehive keys create --project P``; returns what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tracehive", "keys", "create", "--project", project, "--data-dir", str(server.data_dir),
+         *extra],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
 
 
 def start_server(
@@ -119,6 +130,20 @@ def browser() -> Iterator:
         yield launched
 
 
+@pytest.fixture(scope="module")
+def served_with_fake_openai(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Any]]:
+    """A server of the module's own and the fake OpenAI of tests/instrumentors.py, both on loopback."""
+    from tests.instrumentors import FakeOpenAI
+
+    running = start_server(tmp_path_factory.mktemp("server-data"))
+    fake = FakeOpenAI()
+    try:
+        yield running, fake
+    finally:
+        fake.close()
+        running.stop()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(tmp_path_factory.mktemp("server-data"))
@@ -131,3 +156,14 @@ def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A clickhouse-connect DSN for chDB, the ClickHouse engine in-process. chDB opens one data folder
     per process, so every test of a worker shares it; each keeps to a database of its own."""
     return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture(scope="session", params=("duckdb", "chdb"))
+def tenants(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Projects a and b on one server per store (DuckDB, ClickHouse through chDB), for the
+    hardening tests: see tests/tenants.py."""
+    from tests.tenants import start_tenants
+
+    running = start_tenants(tmp_path_factory.mktemp(f"tenants-{request.param}"), request.param)
+    yield running
+    running.stop()

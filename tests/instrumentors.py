@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,8 @@ OTEL = ["opentelemetry-sdk>=1.30", "opentelemetry-exporter-otlp-proto-http>=1.30
 OPENAI = "openai>=1.40"
 # name -> what it holds
 VENV_PACKAGES: dict[str, list[str]] = {
-    "openinference": [OPENAI, "openinference-instrumentation-openai>=0.1.66", *OTEL],
+    # Also what tracehive's SDK needs, which runs from the source tree (PYTHONPATH) in test (a).
+    "openinference": [OPENAI, "openinference-instrumentation-openai>=0.1.66", *OTEL, "httpx>=0.27", "orjson>=3.9"],
     "openllmetry": [OPENAI, "opentelemetry-instrumentation-openai>=0.62", *OTEL],
     "otel-genai": [
         OPENAI,
@@ -31,6 +33,16 @@ VENV_PACKAGES: dict[str, list[str]] = {
         *OTEL,
     ],
     "honeyhive-openinference": ["honeyhive==1.7.0", OPENAI, "openinference-instrumentation-openai>=0.1.66"],
+    # The peers' own SDKs, which install side by side (docs/langfuse.md, docs/phoenix.md,
+    # docs/mlflow.md); mlflow-tracing exports OTLP only with OpenTelemetry's HTTP exporter beside it.
+    "peers": [
+        "langfuse>=5.0.4,<6",
+        "arize-phoenix-otel>=0.17",
+        "openinference-instrumentation-openai>=0.1.66",
+        "mlflow-tracing>=3.17",
+        OPENAI,
+        *OTEL,
+    ],
 }
 
 
@@ -44,7 +56,7 @@ def venv_python(name: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not ready.exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--pre"]
+            pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
             subprocess.run([*pip, *VENV_PACKAGES[name]], check=True, capture_output=True)
             ready.write_text("\n".join(VENV_PACKAGES[name]))
     return python
@@ -57,6 +69,16 @@ def run_python(python: Path, source: str, env: dict[str, str], workdir: Path, na
     done = subprocess.run([str(python), str(script)], env=env, cwd=workdir, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def run_sdk(venv: str, source: str, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
+    """Run ``source`` with the python of ``venv`` and only ``env`` (plus PATH); it must succeed.
+    Returns the finished process, for what it printed and logged."""
+    command = [str(venv_python(venv)), "-c", textwrap.dedent(source), *argv]
+    env = {"PATH": os.environ["PATH"], **env}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
 
 
 # --- a fake OpenAI-compatible server ------------------------------------------------------------

@@ -22,6 +22,10 @@ def any_value(value: Any) -> AnyValue:
         out = AnyValue()
         out.array_value.values.extend(any_value(v) for v in value)
         return out
+    if isinstance(value, dict):
+        out = AnyValue()
+        out.kvlist_value.values.extend(KeyValue(key=k, value=any_value(v)) for k, v in value.items())
+        return out
     return AnyValue(string_value=str(value))
 
 

@@ -150,6 +150,9 @@ QUESTIONS: dict[str, Callable[[Any], Any]] = {
     "event with null output": lambda s: s.get_event("e5", WEB),
     "events": lambda s: s.list_events(EventQuery(projects=ALL)),
     "events, a filtered page": lambda s: s.list_events(EventQuery(WEB, filter=EVENT_FILTER, limit=2, offset=1)),
+    # How a Langfuse score finds the session of the trace it names.
+    "sessions of traces": lambda s: s.trace_sessions("web", ["t-s1", "t-s2", "t-unknown"]),
+    "sessions of recent traces": lambda s: s.trace_sessions("web", ["t-s1", "t-s-late"], datetime(2026, 2, 1)),
     "users": lambda s: s.list_users(SessionQuery(projects=ALL)),
     "users of one project": lambda s: s.list_users(SessionQuery(projects=WEB)),
     "users filtered": lambda s: s.list_users(SessionQuery(projects=ALL, filter=parse('user_properties.plan = "free"'))),

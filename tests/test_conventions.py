@@ -142,3 +142,38 @@ def test_precedence_ours_then_honeyhive_then_others():
     assert event.namespaces["config"]["model"] == "mine"
     assert event.event_type == "tool"  # OpenInference's kind before GenAI's operation
     assert event.namespaces["metadata"]["span_kind"] == "TOOL"
+
+
+def test_the_docs_print_the_tables_as_the_code_has_them():
+    from tracehive.server.conventions.__main__ import markdown
+
+    page = (Path(__file__).parent.parent / "docs" / "llm-calls.md").read_text()
+    between = page.split("<!-- conventions:begin -->\n", 1)[1].split("<!-- conventions:end -->", 1)[0]
+    assert between == markdown(), "run: python -m tracehive.server.conventions, and paste it into docs/llm-calls.md"
+
+
+ODD_VALUES = [None, "", "x", 0, -3, 1.5, True, [1, "a"], ["x", {"y": 1}], {"a": 1}, "[1, 2]", '{"a": [1]}', "null"]
+# Nested shapes the indexed prefixes may be sent in, right or wrong.
+ODD_TAILS = ["0", "0.message", "0.message.role", "0.message.contents.0", "0.message.contents.0.message_content.type",
+             "0.message.tool_calls.0", "0.message.tool_calls.0.tool_call", "0.message.tool_calls.0.tool_call.function",
+             "0.role", "0.tool_calls.0", "0.tool_calls.0.name", "x", "1.message.content"]  # fmt: skip
+
+
+def test_every_row_takes_odd_values_without_failing():
+    """A value of the wrong shape under any key a table reads is skipped or a clear 400, never a crash."""
+    from tracehive.server.conventions import CONVENTIONS
+    from tracehive.server.otlp import OtlpError
+
+    for convention in CONVENTIONS:
+        for value in ODD_VALUES:
+            for row in convention.keys:
+                attributes = {row.key: value, "gen_ai.operation.name": "chat", "llm.model_name": "gpt-4o-mini",
+                              "llm.token_count.prompt": 3}  # fmt: skip
+                try:
+                    spans_to_batch([Span(TRACE, "1" * 16, None, "odd", 1, 2, attributes, {})], "p", Prices())
+                except OtlpError as exc:
+                    assert row.key in str(exc)
+            for prefix in convention.prefixes:
+                for tail in ODD_TAILS:
+                    attributes = {prefix.prefix + tail: value, "openinference.span.kind": "LLM"}
+                    spans_to_batch([Span(TRACE, "1" * 16, None, "odd", 1, 2, attributes, {})], "p", Prices())

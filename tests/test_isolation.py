@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ from tests.conftest import ADMIN_KEY, start_server
 from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
+# The Basic credentials of a Langfuse key pair for "alpha", made with the module's server.
+LANGFUSE_ALPHA: dict[str, str] = {}
 
 
 def create_key(data_dir, project: str | None, name: str) -> str:
@@ -26,12 +29,17 @@ def two_projects(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("isolation")
     server = start_server(data_dir)
     keys = {p: create_key(data_dir, p, f"key-{p}") for p in ("alpha", "beta")}
+    pair = subprocess.run([sys.executable, "-m", "tracehive", "keys", "create", "--project", "alpha", "--langfuse",
+                           "--name", "langfuse-alpha", "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
+    public, secret = (line.split("=", 1)[1] for line in pair)
+    LANGFUSE_ALPHA["Authorization"] = "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
     data = {}
     for project, key in keys.items():
         trace_id, span_id = new_trace_id(), new_span_id()
         body = protobuf_request([{"trace_id": trace_id, "span_id": span_id,
                                   "attributes": {"user.id": f"user-of-{project}"}}])  # fmt: skip
-        response = httpx.post(f"{server.url}/v1/traces", content=body,
+        response = httpx.post(f"{server.url}/v1/traces", content=body, timeout=30,  # a busy machine is slow
                               headers={**PROTOBUF, "Authorization": f"Bearer {key}"})  # fmt: skip
         assert response.status_code == 200, response.text
         data[project] = {"session_id": trace_id, "event_id": span_id}
@@ -129,9 +137,72 @@ def check_hh_enrich(client, beta):
     """Enriching beta's session id with alpha's key makes a session of alpha's; beta's is untouched."""
     enrich = {"event_id": beta["session_id"], "metadata": {"from": "alpha"}}
     assert client.put("/events", json=enrich).status_code == 200
+    assert beta_session(client, beta)["metadata"] == {}
+
+
+def check_hh_create_event(client, beta):
+    """An event naming beta is refused; one naming beta's session id makes a session of alpha's."""
+    response = client.post("/events", json={"event": {"event_name": "x", "project": "beta"}})
+    assert response.status_code == 403 and "beta" in response.json()["detail"]
+    event = {"event": {"event_name": "x", "session_id": beta["session_id"]}}
+    assert client.post("/events", json=event).status_code == 200
+    assert beta_session(client, beta)["event_count"] == 1
+
+
+def as_alpha_langfuse(client):
+    return httpx.Client(base_url=client.base_url, headers=LANGFUSE_ALPHA)
+
+
+def beta_session(client, beta) -> dict:
     with httpx.Client(base_url=client.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
-        beta_session = admin.get(f"/api/v1/sessions/{beta['session_id']}", params={"project": "beta"}).json()
-    assert beta_session["metadata"] == {}
+        return admin.get(f"/api/v1/sessions/{beta['session_id']}", params={"project": "beta"}).json()
+
+
+def check_langfuse_ingest(client, beta):
+    with as_alpha_langfuse(client) as langfuse:
+        refused_ingest(langfuse, "/api/public/otel/v1/traces", "tracehive.project")
+
+
+def check_langfuse_scores(client, beta):
+    """Scores naming beta's trace or session stay in alpha: beta's session gets no feedback."""
+    scores = [{"traceId": beta["session_id"], "name": "stolen", "value": 1},
+              {"sessionId": beta["session_id"], "name": "stolen", "value": 1}]  # fmt: skip
+    with as_alpha_langfuse(client) as langfuse:
+        assert langfuse.post("/api/public/scores", json=scores).status_code == 202
+    assert beta_session(client, beta)["feedback"] == {}
+
+
+def check_langfuse_projects(client, beta):
+    with as_alpha_langfuse(client) as langfuse:
+        assert [p["id"] for p in langfuse.get("/api/public/projects").json()["data"]] == ["alpha"]
+
+
+def _as_admin(client) -> httpx.Client:
+    return httpx.Client(base_url=client.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+
+
+def check_prices(client, beta):
+    with _as_admin(client) as admin:
+        assert admin.put("/api/v1/prices/beta/beta-model", json={"input_mtok": 1, "output_mtok": 2}).status_code == 200
+    assert client.get("/api/v1/prices", params={"project": "beta"}).status_code == 403
+    assert all(p["project"] == "alpha" for p in client.get("/api/v1/prices").json()["prices"])
+
+
+def check_set_price(client, beta):
+    assert client.put("/api/v1/prices/beta/gpt-4o", json={"input_mtok": 0, "output_mtok": 0}).status_code == 403
+
+
+def check_delete_price(client, beta):
+    with _as_admin(client) as admin:
+        assert admin.put("/api/v1/prices/beta/kept", json={"input_mtok": 1, "output_mtok": 2}).status_code == 200
+        assert client.delete("/api/v1/prices/beta/kept").status_code == 403
+        kept = admin.get("/api/v1/prices", params={"project": "beta"}).json()["prices"]
+    assert "kept" in [p["model"] for p in kept]
+
+
+def check_unpriced(client, beta):
+    assert client.get("/api/v1/models/unpriced", params={"project": "beta"}).status_code == 403
+    assert all(m["project"] == "alpha" for m in client.get("/api/v1/models/unpriced").json()["models"])
 
 
 def check_privacy_get(client, beta):
@@ -170,11 +241,6 @@ def check_export(client, beta):
     assert rows and all('"project":"alpha"' in line for line in rows)
 
 
-def check_hh_create_event(client, beta):
-    response = client.post("/events", json={"event": {"project": "beta", "event_name": "e"}})
-    assert response.status_code == 403 and "beta" in response.json()["detail"]
-
-
 ROUTES = {
     ("POST", "/events"): check_hh_create_event,
     ("GET", "/api/v1/projects/{project}/privacy"): check_privacy_get,
@@ -199,6 +265,13 @@ ROUTES = {
     ("POST", "/session/start"): check_hh_session_start,
     ("POST", "/opentelemetry/v1/traces"): check_hh_ingest,
     ("PUT", "/events"): check_hh_enrich,
+    ("GET", "/api/v1/prices"): check_prices,
+    ("PUT", "/api/v1/prices/{project}/{model}"): check_set_price,
+    ("DELETE", "/api/v1/prices/{project}/{model}"): check_delete_price,
+    ("GET", "/api/v1/models/unpriced"): check_unpriced,
+    ("POST", "/api/public/otel/v1/traces"): check_langfuse_ingest,
+    ("POST", "/api/public/scores"): check_langfuse_scores,
+    ("GET", "/api/public/projects"): check_langfuse_projects,
 }
 
 

@@ -25,7 +25,9 @@ def chat(tracer, question, prompt_tokens, cost, reply):
             metadata["cost"] = cost
         tracer.enrich_span(
             metadata=metadata,
-            config={"model": "gpt-4o-mini", "provider": "openai", "hyperparameters": {"temperature": 0.2}},
+            # A call without a cost is of a model the price table lacks, so its cost stays unknown.
+            config={"model": "gpt-4o-mini" if cost is not None else "house-model-7b", "provider": "openai",
+                    "hyperparameters": {"temperature": 0.2}},
             inputs={"chat_history": [
                 {"role": "system", "content": "You answer about hiking."},
                 {"role": "user", "content": question},

@@ -136,16 +136,16 @@ def test_migration_rolls_up_the_model_calls_stored_before(backend, tmp_path, chd
     for batch in BATCHES:
         store.write(Rows.of(batch))
     expected = [_usage(store.get_session(s, LLM)) for s in ("m-s", "m-none")]
-    # The roll-ups' migration and the later ones (which create their tables only if missing) run again.
-    rollups = next(m.version for m in MIGRATIONS[backend] if "model calls" in m.description)
+    # The roll-ups' migration and those after it are applied again on opening.
+    rollup = next(m.version for m in MIGRATIONS[backend] if "model calls" in m.description)
     if backend == "duckdb":  # back to the schema before the roll-ups
         for column in USAGE_FIELDS:
             store._db.execute(f"ALTER TABLE sessions DROP COLUMN {column}")
-        store._db.execute("DELETE FROM schema_version WHERE version >= ?", [rollups])
+        store._db.execute("DELETE FROM schema_version WHERE version >= ?", [rollup])
     else:
         store._client.command(f"DROP VIEW {name}.model_usage_from_events")
         store._client.command(f"ALTER TABLE {name}.sessions DROP COLUMN model_usage")
-        store._client.command(f"DELETE FROM {name}.schema_version WHERE version >= {rollups}")
+        store._client.command(f"DELETE FROM {name}.schema_version WHERE version >= {rollup}")
     store.close()
     store = open_backend(backend, tmp_path, chdb_dsn, name)
     migrated = [_usage(store.get_session(s, LLM)) for s in ("m-s", "m-none")]

@@ -6,6 +6,9 @@ Three conventions reach the server:
 - the HoneyHive SDK's (``honeyhive.*`` and ``honeyhive_<namespace>.<path>``), where each leaf of a
   namespace is its own flattened attribute;
 - plain OpenTelemetry / OpenInference keys from any other instrumentation.
+
+The other conventions' keys (OpenInference, OpenTelemetry GenAI, OpenLLMetry) are in the tables of
+:mod:`tracehive.server.conventions`, which are their documentation.
 """
 
 # --- ours -------------------------------------------------------------------------------------
@@ -34,7 +37,6 @@ HH_ERROR = "honeyhive_error"
 HH_ERROR_TYPE = "honeyhive_error_type"
 # Namespace leaves are ``honeyhive_<namespace>.<dotted path>``.
 HH_NAMESPACE_PREFIX = "honeyhive_"
-HH_COPY_PREFIX = "traceloop.association.properties."
 
 # --- OpenTelemetry semantic conventions and OpenInference -----------------------------------------
 OTEL_SESSION_ID = "session.id"
@@ -46,3 +48,5 @@ OTEL_EXCEPTION_MESSAGE = "exception.message"
 OI_INPUT_VALUE = "input.value"
 OI_OUTPUT_VALUE = "output.value"
 OI_SPAN_KIND = "openinference.span.kind"
+# A resource attribute: Phoenix's ``register(project_name=...)`` names the project with it.
+OI_PROJECT_NAME = "openinference.project.name"

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from tracehive.dashboard.render import SECURITY_HEADERS, page
 from tracehive.server.auth import Principal
 from tracehive.server.deps import state
+from tracehive.server.ingest import read_limited
 from tracehive.server.logins import IDLE_SECONDS, SESSION_COOKIE, Login
 
 router = APIRouter(include_in_schema=False)
@@ -54,9 +55,7 @@ async def _form(request: Request) -> dict[str, str]:
         raise HTTPException(403, "form posted from another site")
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise HTTPException(403, "form posted from another site")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise HTTPException(413, f"form is larger than {MAX_FORM_BYTES} bytes")
+    body = await read_limited(request, MAX_FORM_BYTES)
     return {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
 
 

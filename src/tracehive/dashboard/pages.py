@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, Response
 from tracehive.dashboard import charts, views
 from tracehive.dashboard.login import logged_in
 from tracehive.dashboard.render import STATIC_DIR, page
-from tracehive.server import api
+from tracehive.server import api, prices_api
 from tracehive.server.auth import Principal
 from tracehive.server.deps import state
 from tracehive.server.logins import Login
@@ -108,6 +108,18 @@ def groups_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Respon
         return {"by": by, "groups": groups, "charts": charts.time_charts(series, split=True)}
 
     return _show(request, viewer, "groups.html", build)
+
+
+@router.get("/models")
+def models_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Response:
+    def build(view: views.View) -> dict[str, Any]:
+        project = view.get("project") or None
+        return {
+            "unpriced": prices_api.list_unpriced(request, project, viewer[0])["models"],
+            "prices": prices_api.list_prices(request, project, viewer[0])["prices"],
+        }
+
+    return _show(request, viewer, "models.html", build)
 
 
 @router.get("/privacy")

@@ -58,13 +58,20 @@ def encode_cursor(row: Row) -> str:
 def decode_cursor(text: str | None) -> Cursor | None:
     if not text:
         return None
+    invalid = HTTPException(400, "cursor: not a cursor this API returned")
     try:
         start, session_id = orjson.loads(base64.urlsafe_b64decode(text.encode()))
+    except (ValueError, TypeError):
+        raise invalid from None
+    # A cursor holds what encode_cursor wrote: a time as text and a session id, nothing else.
+    if not isinstance(start, str) or not isinstance(session_id, str):
+        raise invalid
+    try:
         moment = parse_time(start, "cursor")
-    except (ValueError, TypeError, HTTPException):
-        raise HTTPException(400, "cursor: not a cursor this API returned") from None
-    if moment is None or not isinstance(session_id, str):
-        raise HTTPException(400, "cursor: not a cursor this API returned")
+    except HTTPException:
+        raise invalid from None
+    if moment is None:
+        raise invalid
     return Cursor(moment, session_id)
 
 
@@ -91,7 +98,7 @@ def session_scope(
 def session_query(
     scope: SessionQuery = Depends(session_scope),
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.", max_length=2048)] = None,
 ) -> SessionQuery:
     return replace(scope, limit=limit, cursor=decode_cursor(cursor))
 
@@ -173,7 +180,8 @@ def get_session(
     ] = 0,
 ) -> dict:
     """One session with its namespaces and a page of its event tree: ``events_limit`` events in start
-    order from ``events_offset``, nested (an event whose parent is on another page is a root)."""
+    order from ``events_offset``, nested (an event whose parent is on another page is a root); 409
+    naming the projects when sessions of several have the id."""
     found = state(request).store.get_session(session_id, readable_projects(who, project), events_limit, events_offset)
     if found is None:
         raise HTTPException(404, f"no session {session_id!r}")
@@ -191,8 +199,15 @@ def get_session(
 
 
 @router.get("/events/{event_id:path}", response_model=schemas.Event, responses={404: {"model": schemas.Error}})
-def get_event(request: Request, event_id: str, project: str | None = None, who: Principal = Depends(principal)) -> dict:
-    found = state(request).store.get_event(event_id, readable_projects(who, project))
+def get_event(
+    request: Request,
+    event_id: str,
+    project: str | None = None,
+    session_id: Annotated[str | None, Query(description="The event's session, if its id is in several.")] = None,
+    who: Principal = Depends(principal),
+) -> dict:
+    """One event; 409 naming the places when its id is in several projects or sessions."""
+    found = state(request).store.get_event(event_id, readable_projects(who, project), session_id)
     if found is None:
         raise HTTPException(404, f"no event {event_id!r}")
     return found
@@ -204,6 +219,7 @@ def list_users(request: Request, query: SessionQuery = Depends(session_query)) -
     return {"users": run_query(state(request).store.list_users, query)}
 
 
+MAX_BUCKET = 100 * 366 * 86400  # a century: wider buckets overflow the stores' intervals
 GROUP_DOC = "A field to group by: a key inside a namespace (`user_properties.plan`) or a column (`source`)."
 
 
@@ -224,7 +240,7 @@ def session_timeseries(
     request: Request,
     query: SessionQuery = Depends(session_scope),
     bucket: Annotated[
-        int | None, Query(ge=1, description="Bucket width in seconds; default: about 60 buckets.")
+        int | None, Query(ge=1, le=MAX_BUCKET, description="Bucket width in seconds; default: about 60 buckets.")
     ] = None,
     split_by: Annotated[str | None, Query(description=GROUP_DOC, max_length=1024)] = None,
     groups: Annotated[int, Query(ge=1, le=20, description="With `split_by`: how many groups apart.")] = 5,

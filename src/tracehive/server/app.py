@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -10,19 +9,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tracehive import __version__, dashboard
-from tracehive.server import api, honeyhive, honeyhive_read, ingest, privacy_api
+from tracehive.server import api, honeyhive, honeyhive_read, ingest, langfuse, prices_api, privacy_api
 from tracehive.server.audit import AuditLog
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.datadir import make_private
 from tracehive.server.deps import ServerState, Settings
 from tracehive.server.erase import Eraser
+from tracehive.server.errors import KeepConnectionOnError
 from tracehive.server.housekeeping import Housekeeping
 from tracehive.server.policies import PolicyBook
 from tracehive.server.workers import IngestWorkers
 from tracehive.store import open_store
+from tracehive.store.base import Ambiguous, QueryTooCostly
 from tracehive.store.writer import BulkWriter
-
-log = logging.getLogger("tracehive.server")
 
 
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -33,9 +32,12 @@ def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": "; ".join(parts)}, status_code=400)
 
 
-def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error", exc_info=exc)
-    return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
+def _ambiguous(_: Request, exc: Ambiguous) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+def _too_costly(_: Request, exc: QueryTooCostly) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503)
 
 
 def open_keys(settings: Settings) -> tuple[KeyRing, str | None]:
@@ -53,20 +55,26 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     make_private(settings.data_dir)
     if keys is None:
         keys, _ = open_keys(settings)
-    store = open_store(settings.store_url, settings.data_dir)
+    store = open_store(settings.store_url, settings.data_dir, settings.query_budget)
     writer = BulkWriter(store)
     workers = IngestWorkers(settings.ingest_workers)
     policies, audit = PolicyBook(store), AuditLog(settings.data_dir)
     eraser = Eraser(settings.data_dir, store, writer, policies, audit)
-    for redone in eraser.redo_pending():  # before any request: nobody sees a user half erased
-        log.warning("finished an erase cut short by a stop: %s", redone["erase_id"])
+    eraser.redo_pending()  # before any request: nobody sees a user half erased
     housekeeping = Housekeeping(store, writer, policies, audit, settings.housekeeping_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         housekeeping.start()
+        grpc_server = None
+        if settings.grpc_address:
+            from tracehive.server.grpc_ingest import start_grpc
+
+            grpc_server = await start_grpc(app.state.tracehive, settings.grpc_address)
         yield
         housekeeping.close()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
         workers.close()
         writer.close()
         store.close()
@@ -90,12 +98,17 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
         audit=audit,
         eraser=eraser,
     )
+    prices_api.load_prices(app.state.tracehive)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(Ambiguous, _ambiguous)
+    app.add_exception_handler(QueryTooCostly, _too_costly)
+    app.add_middleware(KeepConnectionOnError)
     app.include_router(ingest.router)
     app.include_router(api.router)
+    app.include_router(prices_api.router)
     app.include_router(honeyhive.router)
     app.include_router(honeyhive_read.router)
+    app.include_router(langfuse.router)
     app.include_router(privacy_api.router)
     app.include_router(dashboard.router)
     return app

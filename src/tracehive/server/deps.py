@@ -13,8 +13,10 @@ from tracehive.server.erase import Eraser
 from tracehive.server.limits import Limits
 from tracehive.server.logins import SESSION_COOKIE, Logins
 from tracehive.server.policies import PolicyBook
+from tracehive.server.prices import Prices
+from tracehive.server.scores import PENDING_FILE, PendingScores
 from tracehive.server.workers import IngestWorkers, default_ingest_workers
-from tracehive.store.base import Store
+from tracehive.store.base import QueryBudget, Store
 from tracehive.store.writer import BulkWriter
 
 
@@ -28,6 +30,9 @@ class Settings:
     max_ingest_in_flight: int = 16
     # Processes that decode and map ingest requests (0: a thread of the server process).
     ingest_workers: int = field(default_factory=default_ingest_workers)
+    query_budget: QueryBudget = field(default_factory=QueryBudget)
+    # host:port for OTLP/gRPC ingest (tracehive serve --grpc-port); None: no gRPC.
+    grpc_address: str | None = None
     # How often the server refreshes privacy settings and removes expired sessions.
     housekeeping_seconds: float = 60.0
 
@@ -43,10 +48,13 @@ class ServerState:
     audit: AuditLog
     eraser: Eraser
     ingest_in_flight: int = 0  # only touched on the event loop
+    prices: Prices = field(default_factory=Prices)  # the price table and each project's overrides
     logins: Logins = field(init=False)
+    pending: PendingScores = field(init=False)  # scores waiting for their trace
 
     def __post_init__(self) -> None:
         self.logins = Logins(self.keys, self.store)
+        self.pending = PendingScores(self.settings.data_dir / PENDING_FILE)
 
 
 def state(request: Request) -> ServerState:

@@ -81,6 +81,7 @@ class Eraser:
                 path.unlink()
                 continue
             done.append(self._carry_out(job, path, redone=True))
+            log.warning("finished an erase cut short by a stop: %s", job["id"])
         return done
 
     def _carry_out(self, job: dict[str, Any], path: Path, redone: bool) -> dict[str, Any]:

@@ -25,8 +25,9 @@ from tracehive.privacy.records import redact_batch
 from tracehive.server import ingest
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
-from tracehive.server.limits import LimitError, Limits, enforce_batch
-from tracehive.store.base import Row, SessionQuery
+from tracehive.server.limits import MAX_ID_LENGTH, LimitError, Limits, enforce_batch
+from tracehive.server.model_calls import finish_model_event
+from tracehive.store.base import MAX_MATCHES, Row, SessionQuery, only_match
 from tracehive.store.columns import Rows
 
 router = APIRouter(tags=["honeyhive"])
@@ -34,7 +35,6 @@ router = APIRouter(tags=["honeyhive"])
 # The SDK insists on these in the answer to /session/start; tracehive has no orgs or workspaces.
 ORG_ID = "tracehive"
 WORKSPACE_ID = "tracehive"
-MAX_ID = 128
 MAX_NAME = 1024
 MAX_MS = 10**13  # epoch milliseconds up to the year 2286
 
@@ -62,7 +62,7 @@ class NamespaceFields(HoneyHiveBody):
 
 
 class SessionFields(NamespaceFields):
-    session_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
+    session_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
     session_name: str | None = Field(None, max_length=MAX_NAME)
     source: str | None = Field(None, max_length=MAX_NAME)
     project: str | None = Field(None, min_length=1, max_length=MAX_NAME)
@@ -74,7 +74,7 @@ class SessionStart(HoneyHiveBody):
 
 
 class EventUpdate(NamespaceFields):
-    event_id: str = Field(min_length=1, max_length=MAX_ID)
+    event_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     end_time: float | None = Field(None, ge=0, le=MAX_MS, description="epoch milliseconds")
 
 
@@ -107,7 +107,7 @@ async def write_batch(request: Request, batch: Batch) -> None:
         enforce_batch(batch, state(request).settings.limits)
     except LimitError as exc:
         raise HTTPException(400, str(exc)) from None
-    await ingest.commit(request, Rows.of(batch))
+    await ingest.commit(state(request), Rows.of(batch))
 
 
 def _ms_to_ns(ms: float | None) -> int | None:
@@ -139,10 +139,11 @@ async def start_session(request: Request, who: Principal = Depends(principal)) -
 
 
 def find_session(request: Request, who: Principal, session_id: str) -> Row | None:
-    """The session with this id among those the key may read, without its events."""
-    query = SessionQuery(projects=who.projects, filter=Compare(FilterField("session_id"), "=", session_id), limit=1)
-    found = state(request).store.list_sessions(query)
-    return found[0] if found else None
+    """The session with this id among those the key may read, without its events;
+    :class:`Ambiguous` (a 409) when an admin key reads it in several projects."""
+    by_id = Compare(FilterField("session_id"), "=", session_id)
+    found = state(request).store.list_sessions(SessionQuery(projects=who.projects, filter=by_id, limit=MAX_MATCHES))
+    return only_match(found, f"session {session_id!r}", ("project",))
 
 
 def session_namespaces(update: EventUpdate) -> Namespaces:
@@ -185,9 +186,9 @@ async def update_event(request: Request, who: Principal = Depends(principal)) ->
 class EventFields(NamespaceFields):
     event_name: str = Field(min_length=1, max_length=MAX_NAME)
     event_type: Literal["model", "tool", "chain", "function"] = DEFAULT_EVENT_TYPE
-    event_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
-    session_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
-    parent_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
+    event_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
+    session_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
+    parent_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
     project: str | None = Field(None, min_length=1, max_length=MAX_NAME)
     source: str | None = Field(None, max_length=MAX_NAME)
     error: str | None = Field(None, max_length=Limits().max_value_length)
@@ -222,6 +223,8 @@ async def create_event(request: Request, who: Principal = Depends(principal)) ->
         namespaces=given.namespaces(),
         session_from_trace=given.session_id is None,
     )
+    if event.event_type == "model":  # as a model call over OTLP: total tokens, a cost if none was sent
+        finish_model_event(event, state(request).prices)
     session = SessionUpdate(project=project, session_id=event.session_id, source=given.source)
     await write_batch(request, Batch(events=[event], sessions=[session]))
     return {"success": True, "event_id": event.event_id}

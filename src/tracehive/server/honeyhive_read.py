@@ -7,6 +7,7 @@ and which is the parent of the session's top-level events.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -110,9 +111,22 @@ async def get_event(request: Request, event_id: str, who: Principal = Depends(pr
     raise HTTPException(404, f"no event or session {event_id!r}")
 
 
+def _finite(value: Value, where: str) -> Value:
+    """A number the stores can compare with: finite, and no larger than a double can hold (the
+    filter language's parser refuses the same); anything else as it is."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise HTTPException(400, f"{where}: {str(value)[:40]} is not a finite number a double can hold")
+    return value
+
+
 def _typed_value(item: EventFilter, where: str) -> Value:
     """The filter's value with the type it names; HoneyHive sends most values as strings."""
-    value, kind = item.value, item.type.lower()
+    value, kind = _finite(item.value, f"{where}.value"), item.type.lower()
     if value is None or kind in ("string", "id", "datetime"):
         return value if value is None or kind == "datetime" else str(value)
     if kind == "boolean":
@@ -126,7 +140,7 @@ def _typed_value(item: EventFilter, where: str) -> Value:
             return value
         for convert in (int, float):
             try:
-                return convert(value)
+                return _finite(convert(value), f"{where}.value")
             except ValueError:
                 continue
         raise HTTPException(400, f"{where}.value: expected a number for type number, got {value!r}")
@@ -135,7 +149,9 @@ def _typed_value(item: EventFilter, where: str) -> Value:
 
 def _field(name: str) -> FilterField:
     column, *path = name.split(".")
-    return FilterField(_FIELD_NAMES.get(column, column), tuple(int(p) if p.isdigit() else p for p in path))
+    # Only ASCII digits are a list index ("²" is a digit to str.isdigit, not to int()).
+    keys = tuple(int(p) if p.isascii() and p.isdigit() else p for p in path)
+    return FilterField(_FIELD_NAMES.get(column, column), keys)
 
 
 def to_filter(item: EventFilter, where: str) -> Expr:
@@ -161,9 +177,9 @@ def export_filter(body: ExportRequest) -> Expr | None:
                 f"filters[{i}]: exporting sessions (event_type is session) is not supported; use GET /api/v1/sessions",
             )
     if body.dateRange is not None:
-        for op, bound in ((">=", body.dateRange.gte), ("<=", body.dateRange.lte)):
+        for op, name, bound in ((">=", "$gte", body.dateRange.gte), ("<=", "$lte", body.dateRange.lte)):
             if bound is not None:
-                items.append(Compare(FilterField("start_time"), op, bound))
+                items.append(Compare(FilterField("start_time"), op, _finite(bound, f"dateRange.{name}")))
     return And(tuple(items)) if len(items) > 1 else (items[0] if items else None)
 
 

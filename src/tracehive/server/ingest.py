@@ -11,28 +11,38 @@ import zlib
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tracehive.model import DEFAULT_PROJECT
+from tracehive.model import DEFAULT_PROJECT, Batch
 from tracehive.server.auth import Principal
-from tracehive.server.deps import principal, state
+from tracehive.server.deps import ServerState, principal, state
 from tracehive.server.otlp import OtlpError
 from tracehive.server.workers import JSON, PROTOBUF, WorkerLost
-from tracehive.store.base import StoreFullError
+from tracehive.store.base import StoreFullError, StoreOutOfMemory
 from tracehive.store.columns import Rows
 from tracehive.store.writer import Overloaded
 
 router = APIRouter(tags=["ingest"])
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, decompressed, refusing (413) anything over ``limit`` bytes either way."""
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body as sent, refusing (413) one over ``limit`` bytes as soon as that shows:
+    from its Content-Length, else once the bytes read pass the limit, never holding more."""
+    too_large = HTTPException(413, f"request body is larger than the limit of {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"request body is larger than the limit of {limit} bytes")
+            raise too_large
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed, refusing (413) anything over ``limit`` bytes either way."""
+    body = await read_limited(request, limit)
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding in ("identity", ""):
         return body
@@ -62,40 +72,83 @@ def retry_later(message: str) -> HTTPException:
     return HTTPException(503, f"{message}, retry later", headers={"Retry-After": "1"})
 
 
-async def commit(request: Request, rows: Rows) -> None:
+async def commit(server: ServerState, rows: Rows) -> None:
     """Hand a batch to the writer and wait until it is durable, mapping failures onto HTTP."""
     try:
-        await asyncio.wrap_future(state(request).writer.submit(rows))
+        await asyncio.wrap_future(server.writer.submit(rows))
     except Overloaded:
         raise retry_later("server is overloaded") from None
     except StoreFullError:
         raise HTTPException(507, "the store is out of space; nothing from this request was stored") from None
+    except StoreOutOfMemory:
+        raise retry_later("the store is out of memory for this write (see --query-memory-mb)") from None
+
+
+async def ingest(server: ServerState, who: Principal, content_type: str, body: bytes) -> None:
+    """Map one OTLP export body and wait until it is durable; failures as HTTP errors. The HTTP
+    route and the gRPC service (:mod:`tracehive.server.grpc_ingest`) both end here."""
+    try:
+        rows = await server.workers.prepare(
+            content_type,
+            body,
+            who.project or DEFAULT_PROJECT,
+            server.settings.limits,
+            server.prices,
+            server.policies.ingest_redactors(),
+        )
+    except OtlpError as exc:
+        raise HTTPException(400, str(exc)) from None
+    except WorkerLost as exc:
+        raise retry_later(str(exc)) from None
+    enforce_project(who, rows)
+    await commit(server, rows)
+    await apply_pending_scores(server, rows)
+
+
+class InFlight:
+    """Counts ingest requests being handled; past the limit, 503 with Retry-After."""
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+
+    def __enter__(self) -> None:
+        if self.server.ingest_in_flight >= self.server.settings.max_ingest_in_flight:
+            raise retry_later("too many ingest requests at once")
+        self.server.ingest_in_flight += 1
+
+    def __exit__(self, *exc) -> None:
+        self.server.ingest_in_flight -= 1
+
+
+async def apply_pending_scores(server: ServerState, rows: Rows) -> None:
+    """Scores that came before their trace (see :mod:`tracehive.server.scores`), now onto its session."""
+    pending = server.pending
+    # A score holding the lock may be about to keep its feedback: wait for it. Otherwise nothing
+    # can change between this test and the return (no await), so a score coming later finds the
+    # trace stored.
+    if not pending and not pending.lock.locked():
+        return
+    async with pending.lock:
+        updates, keys = pending.updates_for(rows)
+        if updates:
+            await commit(server, Rows.of(Batch(sessions=updates)))
+            pending.forget(keys)
 
 
 @router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")
 async def export_traces(request: Request, who: Principal = Depends(principal)) -> Response:
+    return await ingest_otlp(request, who)
+
+
+async def ingest_otlp(request: Request, who: Principal) -> Response:
+    """Store one OTLP export for ``who`` (each route that takes OTLP authenticates its own way)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (PROTOBUF, JSON):
         raise HTTPException(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type!r}")
     server = state(request)
-    if server.ingest_in_flight >= server.settings.max_ingest_in_flight:
-        raise retry_later("too many ingest requests at once")
-    server.ingest_in_flight += 1
-    try:
-        limits = server.settings.limits
-        body = await read_body(request, limits.max_body_bytes)
-        try:
-            rows = await server.workers.prepare(
-                content_type, body, who.project or DEFAULT_PROJECT, limits, redactors=server.policies.ingest_redactors()
-            )
-        except OtlpError as exc:
-            raise HTTPException(400, str(exc)) from None
-        except WorkerLost as exc:
-            raise retry_later(str(exc)) from None
-        enforce_project(who, rows)
-        await commit(request, rows)
-    finally:
-        server.ingest_in_flight -= 1
+    with InFlight(server):
+        body = await read_body(request, server.settings.limits.max_body_bytes)
+        await ingest(server, who, content_type, body)
     if content_type == PROTOBUF:
         return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
     return Response(b"{}", media_type=JSON)

@@ -16,7 +16,7 @@ from typing import Any
 from tracehive import attributes as A
 from tracehive.model import DEFAULT_EVENT_TYPE, Batch, Event, Namespaces, SessionUpdate, empty_namespaces
 from tracehive.server.conventions import CONVENTIONS
-from tracehive.server.conventions.base import DROP, FIELDS, ConventionError, Key, Prefix, is_namespace
+from tracehive.server.conventions.base import DROP, FIELDS, SESSION, ConventionError, Key, Prefix, is_namespace
 from tracehive.server.model_calls import finish_model_event
 from tracehive.server.otlp import STATUS_ERROR, OtlpError, Span
 from tracehive.server.prices import Prices
@@ -71,9 +71,12 @@ class _Plan:
     # Event and session fields, and namespace paths: (target, candidates best first); the first
     # candidate with a value wins.
     fields: tuple[tuple[str, tuple[_Source, ...]], ...]
-    paths: tuple[tuple[str, str, tuple[_Source, ...]], ...]  # (namespace, dotted path, candidates)
+    paths: tuple[tuple[str, tuple[str, ...], tuple[_Source, ...]], ...]  # (namespace, path parts, candidates)
     # Whole namespaces merged from JSON objects, lowest precedence first (later ones win).
     merges: tuple[tuple[str, _Source], ...]
+    # The same two for the span's session (targets ``session.<namespace>[.<path>]``).
+    session_paths: tuple[tuple[str, tuple[str, ...], tuple[_Source, ...]], ...]
+    session_merges: tuple[tuple[str, _Source], ...]
     rest_keys: tuple[str, ...]  # attributes no convention names, copied into metadata
     rest_shape: Any
     hh_event: bool  # sent by the HoneyHive SDK (its metadata copies and span names apply)
@@ -83,13 +86,21 @@ class _Plan:
 def _make_plan(keys: tuple[str, ...]) -> _Plan:
     candidates: dict[str, list[tuple[int, _Source]]] = {}
     merges: list[tuple[int, str, _Source]] = []
+    session_candidates: dict[str, list[tuple[int, _Source]]] = {}
+    session_merges: list[tuple[int, str, _Source]] = []
     groups: dict[int, tuple[Prefix, list[str]]] = {}
     rest = []
 
     def add(rank: int, target: str, source: _Source) -> None:
         if target == DROP:
             return
-        if is_namespace(target):
+        if target.startswith(SESSION):
+            target = target[len(SESSION) :]
+            if is_namespace(target):
+                session_merges.append((rank, target, source))
+            else:
+                session_candidates.setdefault(target, []).append((rank, source))
+        elif is_namespace(target):
             merges.append((rank, target, source))
         else:
             candidates.setdefault(target, []).append((rank, source))
@@ -112,13 +123,23 @@ def _make_plan(keys: tuple[str, ...]) -> _Plan:
     def best_first(found: list[tuple[int, _Source]]) -> tuple[_Source, ...]:
         return tuple(source for _, source in sorted(found, key=lambda item: item[0]))
 
+    def lowest_first(found: list[tuple[int, str, _Source]]) -> tuple[tuple[str, _Source], ...]:
+        return tuple((ns, source) for _, ns, source in sorted(found, key=lambda item: -item[0]))
+
     fields = tuple((t, best_first(c)) for t, c in candidates.items() if t in FIELDS)
-    paths = tuple((*t.split(".", 1), best_first(c)) for t, c in candidates.items() if t not in FIELDS)
+    paths = tuple(
+        (t.split(".", 1)[0], tuple(t.split(".")[1:]), best_first(c)) for t, c in candidates.items() if t not in FIELDS
+    )
+    session_paths = tuple(
+        (t.split(".", 1)[0], tuple(t.split(".")[1:]), best_first(c)) for t, c in session_candidates.items()
+    )
     present = set(keys)
     return _Plan(
         fields=fields,
-        paths=paths,  # type: ignore[arg-type]
-        merges=tuple((ns, source) for _, ns, source in sorted(merges, key=lambda item: -item[0])),
+        paths=paths,
+        merges=lowest_first(merges),
+        session_paths=session_paths,
+        session_merges=lowest_first(session_merges),
         rest_keys=tuple(rest),
         rest_shape=leaf_shape(rest, 0),
         hh_event=A.HH_EVENT_TYPE in present,
@@ -144,10 +165,13 @@ def _first(attrs: dict[str, Any], sources: tuple[_Source, ...]) -> Any:
     return None
 
 
-def _set_path(namespace: dict[str, Any], path: str, value: Any) -> None:
+def _set_path(namespace: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     """Set ``a.b`` inside a namespace unless something is there already (it came from a convention
     of higher precedence, or the namespace's own object)."""
-    *parents, last = path.split(".")
+    if len(path) == 1:
+        namespace.setdefault(path[0], value)
+        return
+    *parents, last = path
     node = namespace
     for part in parents:
         child = node.setdefault(part, {})
@@ -157,21 +181,30 @@ def _set_path(namespace: dict[str, Any], path: str, value: Any) -> None:
     node.setdefault(last, value)
 
 
-def _namespaces(plan: _Plan, attrs: dict[str, Any]) -> Namespaces:
-    namespaces = empty_namespaces()
+def _place(
+    namespaces: Namespaces,
+    merges: tuple[tuple[str, _Source], ...],
+    paths: tuple[tuple[str, tuple[str, ...], tuple[_Source, ...]], ...],
+    attrs: dict[str, Any],
+) -> Namespaces:
     try:
-        for ns, source in plan.merges:
+        for ns, source in merges:
             value = source.value(attrs)
             if isinstance(value, dict):
                 # A fresh object is taken as it is; one from the span is copied, as merging does.
                 current = namespaces[ns]
                 namespaces[ns] = {**current, **value} if current or value is attrs.get(source.key) else value
-        for ns, path, sources in plan.paths:
+        for ns, path, sources in paths:
             value = _first(attrs, sources)
             if value is not None:
                 _set_path(namespaces[ns], path, value)
     except ConventionError as exc:
         raise OtlpError(str(exc)) from None
+    return namespaces
+
+
+def _namespaces(plan: _Plan, attrs: dict[str, Any]) -> Namespaces:
+    namespaces = _place(empty_namespaces(), plan.merges, plan.paths, attrs)
     if plan.rest_keys:
         namespaces["metadata"] = {**fill(plan.rest_shape, attrs), **namespaces["metadata"]}
     return namespaces
@@ -209,8 +242,7 @@ def spans_to_batch(spans: list[Span], default_project: str, prices: Prices | Non
     """Turn decoded spans into events and session updates for one project-default; model calls
     without a cost get one from ``prices`` (see :mod:`tracehive.server.prices`)."""
     batch = Batch()
-    # What event spans tell about their session (source, user id): one update per session.
-    facts: dict[tuple[str, str], SessionUpdate] = {}
+    told: list[tuple] = []  # events that tell their session something (source, user id, name, namespaces)
     for span in spans:
         attrs = span.attributes
         plan = _plan(attrs)
@@ -219,7 +251,9 @@ def spans_to_batch(spans: list[Span], default_project: str, prices: Prices | Non
         if plan.hh_error_type and span.name.endswith("_error"):
             continue
         found = {target: _first(attrs, sources) for target, sources in plan.fields}
-        project = str(found.get("project") or span.resource.get(A.PROJECT) or default_project)
+        resource = span.resource
+        project = str(found.get("project") or resource.get(A.PROJECT) or resource.get(A.OI_PROJECT_NAME)
+                      or default_project)  # fmt: skip
         explicit_session = found.get("session_id")
         session_id = str(explicit_session or span.trace_id)
         namespaces = _namespaces(plan, attrs)
@@ -233,7 +267,7 @@ def spans_to_batch(spans: list[Span], default_project: str, prices: Prices | Non
                     source=source,
                     start_ns=span.start_ns or None,
                     end_ns=span.end_ns or None,
-                    namespaces=namespaces,
+                    namespaces=_place(namespaces, plan.session_merges, plan.session_paths, attrs),
                 )
             )
             continue
@@ -263,12 +297,41 @@ def spans_to_batch(spans: list[Span], default_project: str, prices: Prices | Non
         if event.event_type == "model":
             finish_model_event(event, prices)
         batch.events.append(event)
-        if source is not None or user_id is not None:
-            update = facts.get((project, session_id))
-            if update is None:
-                update = facts[(project, session_id)] = SessionUpdate(project=project, session_id=session_id)
-            update.source = source or update.source
-            if user_id is not None:
-                update.namespaces["user_properties"]["user_id"] = user_id
+        session_name = found.get("session_name")
+        about_session = bool(plan.session_merges or plan.session_paths)
+        if source is not None or user_id is not None or session_name is not None or about_session:
+            told.append((event, source, user_id, session_name, attrs if about_session else None, plan))
+    _join_trace_sessions(batch)
+    # What event spans tell about their session (source, user id, name, session namespaces): one
+    # update per session, made after spans of a trace joined the session it names.
+    facts: dict[tuple[str, str], SessionUpdate] = {}
+    for event, source, user_id, session_name, session_attrs, plan in told:
+        key = (event.project, event.session_id)
+        update = facts.get(key)
+        if update is None:
+            update = facts[key] = SessionUpdate(project=event.project, session_id=event.session_id)
+        update.source = source or update.source
+        update.session_name = session_name or update.session_name
+        if user_id is not None:
+            update.namespaces["user_properties"]["user_id"] = user_id
+        if session_attrs is not None:
+            _place(update.namespaces, plan.session_merges, plan.session_paths, session_attrs)
     batch.sessions.extend(facts.values())
     return batch
+
+
+def _join_trace_sessions(batch: Batch) -> None:
+    """A span that named no session joins the session a span of its trace named in this batch;
+    across batches the store does the same (see :class:`tracehive.store.columns.Rows`)."""
+    orphans = [e for e in batch.events if e.session_from_trace]
+    if not orphans or len(orphans) == len(batch.events):
+        return
+    named: dict[tuple[str, str], str] = {}
+    for event in batch.events:
+        if not event.session_from_trace:
+            named.setdefault((event.project, event.trace_id), event.session_id)
+    for event in orphans:
+        session_id = named.get((event.project, event.trace_id))
+        if session_id is not None:
+            event.session_id = session_id
+            event.session_from_trace = False

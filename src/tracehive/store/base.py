@@ -20,6 +20,52 @@ class StoreFullError(RuntimeError):
     """The store cannot take more data (for example the disk is full)."""
 
 
+class StoreOutOfMemory(RuntimeError):
+    """A write needed more memory than the store may use (DuckDB's ``--query-memory-mb`` bounds
+    writes too); nothing of it was stored."""
+
+
+class QueryTooCostly(RuntimeError):
+    """A query ran past its time budget or memory bound and was cancelled; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryBudget:
+    """What one query may cost: ``seconds`` of running time, and ``memory_mb`` (None: the store's
+    own bound; DuckDB's applies to the whole database, ClickHouse's to each query)."""
+
+    seconds: float = 30.0
+    memory_mb: int | None = None
+
+    def message(self, cause: str) -> str:
+        limit = f"the time limit of {self.seconds:g} s" if cause == "time" else "the memory limit"
+        return f"the query was cancelled past {limit}; narrow the filter, the time range or the page"
+
+
+DEFAULT_BUDGET = QueryBudget()
+
+
+class Ambiguous(LookupError):
+    """An id names records in several projects (an admin key's lookup) or, for an event id, in
+    several sessions: the caller must say which; the message names them."""
+
+
+# A lookup by id reads this many matches at most, to name them when there are several.
+MAX_MATCHES = 5
+
+
+def only_match(rows: list[Row], what: str, scope: tuple[str, ...]) -> Row | None:
+    """The one row a lookup by id found, None for none; :class:`Ambiguous` when rows differ in
+    ``scope`` (their project, or their project and session)."""
+    places = {tuple(row[key] for key in scope) for row in rows}
+    if len(places) <= 1:
+        return rows[0] if rows else None
+    named = ", ".join(" ".join(f"{key} {value!r}" for key, value in zip(scope, place, strict=True))
+                      for place in sorted(places))  # fmt: skip
+    hint = " and ".join(f"{key}=" for key in scope)
+    raise Ambiguous(f"{what} is in several places ({named}); pass {hint} to choose one")
+
+
 class TooManyBuckets(ValueError):
     """A time series would have more buckets than a chart can use."""
 
@@ -81,12 +127,18 @@ class Store(Protocol):
     ) -> Row | None:
         """One session with ``"events"``: its events as a flat list ordered by start time (then id),
         at most ``events_limit`` of them (None: all) from the ``events_offset``-th on. How many it
-        has in all is its ``event_count``."""
+        has in all is its ``event_count``. :class:`Ambiguous` when sessions of several projects
+        have the id."""
 
-    def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None: ...
+    def get_event(self, event_id: str, projects: tuple[str, ...] | None, session_id: str | None = None) -> Row | None:
+        """The event with this id; :class:`Ambiguous` when it is in several projects or sessions."""
 
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         """A page of the events the query selects, by start time, and how many it selects in all."""
+
+    def trace_sessions(self, project: str, trace_ids: list[str], since: datetime | None = None) -> dict[str, str]:
+        """The session of each of ``trace_ids`` that has an event stored in ``project`` (starting at
+        or after ``since``, which lets a store skip older data), by trace id."""
 
     def list_users(self, query: SessionQuery) -> list[Row]:
         """One row per ``user_properties.user_id`` over the sessions the query selects."""
@@ -102,6 +154,16 @@ class Store(Protocol):
         """Sessions per time bucket: ``{"bucket_seconds", "points"}``; each point has ``time``
         (bucket start), ``sessions``, ``p50_ms``, ``p95_ms``, and with ``split_by`` the group's
         ``value``/``missing``, the ``max_groups`` largest groups apart and the rest with ``other``."""
+
+    def get_prices(self) -> dict[str, dict[str, dict]]:
+        """Every project's own model prices: ``{project: {model: price as JSON}}``."""
+
+    def set_price(self, project: str, model: str, price: dict | None) -> None:
+        """Set (or with None, remove) a project's price for a model."""
+
+    def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
+        """Models of model events with tokens but no cost, most called first: ``project``,
+        ``model``, ``provider``, ``calls``, ``last_seen``."""
 
     # Dashboard logins (see tracehive.server.logins): kept in the store so that they survive a
     # restart and every server on one store knows them. Tokens arrive hashed; times are epoch seconds.

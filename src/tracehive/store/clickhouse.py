@@ -18,13 +18,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+import orjson
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import NAMESPACES, USAGE_FIELDS, SessionUpdate
-from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.base import (
+    DEFAULT_BUDGET,
+    MAX_MATCHES,
+    EventQuery,
+    QueryBudget,
+    QueryTooCostly,
+    Row,
+    SessionQuery,
+    StoreFullError,
+    bucket_seconds,
+    only_match,
+)
 from tracehive.store.clickhouse_filter import CLICKHOUSE, bind, json_path_sql, quote, to_clickhouse_sql
 from tracehive.store.clickhouse_privacy import ClickHousePrivacy
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
@@ -33,12 +45,13 @@ from tracehive.store.columns import EVENT_SCHEMA, Rows, dumps
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.filter_sql import session_where
 from tracehive.store.migrations import SCHEMA_TABLE, apply
-from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, user_row
+from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, unpriced_row, user_row
 
 DEFAULT_DATABASE = "tracehive"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME = pa.timestamp("us", tz="UTC")
 _EVENT_SCHEMA = pa.schema([f.with_type(_TIME) if f.type == pa.timestamp("us") else f for f in EVENT_SCHEMA])
+_KEYS = "{keys:Array(Tuple(String, String))}"  # a parameter: (project, id) pairs
 _DISK_FULL_MARKERS = ("NOT_ENOUGH_SPACE", "No space left on device")
 
 
@@ -110,9 +123,14 @@ def _time_column(ns_values: list[int | None]) -> pa.Array:
 
 
 class ClickHouseStore(ClickHousePrivacy):
-    def __init__(self, client: Client, database: str = DEFAULT_DATABASE) -> None:
+    def __init__(self, client: Client, database: str = DEFAULT_DATABASE, budget: QueryBudget = DEFAULT_BUDGET) -> None:
         self._client = client
         self.database = database
+        self.budget = budget
+        # Every read carries its budget; ClickHouse cancels the query past either limit.
+        self._read_settings: dict[str, Any] = {"max_execution_time": budget.seconds}
+        if budget.memory_mb is not None:
+            self._read_settings["max_memory_usage"] = budget.memory_mb * 1024 * 1024
         self._db = quote(database)
         self._lock = threading.Lock()
         self._next_version = 0
@@ -158,15 +176,90 @@ class ClickHouseStore(ClickHousePrivacy):
 
     # --- writes ---------------------------------------------------------------------------
     def write(self, rows: Rows) -> None:
+        rows = self._join_claimed_traces(rows)
+        # Both tables are built before either insert, so a value that cannot be converted fails the
+        # write before anything of it is stored.
+        events = rows.events.cast(_EVENT_SCHEMA) if rows.events.num_rows else None
+        updates = self._updates_table(rows.sessions) if rows.sessions else None
         try:
-            if rows.events.num_rows:
-                self._client.insert_arrow(f"{self._db}.events", rows.events.cast(_EVENT_SCHEMA))
-            if rows.sessions:
-                self._client.insert_arrow(f"{self._db}.session_updates", self._updates_table(rows.sessions))
+            if rows.claims:
+                self._claim_traces(rows)
+            if events is not None:
+                self._client.insert_arrow(f"{self._db}.events", events)
+            if updates is not None:
+                self._client.insert_arrow(f"{self._db}.session_updates", updates)
         except ClickHouseError as exc:
             if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
             raise
+
+    def _join_claimed_traces(self, rows: Rows) -> Rows:
+        """Spans that named no session join the session their trace named, in this write or before."""
+        if not rows.orphans:
+            return rows
+        found, rest = rows.orphans_claimed_here()
+        if rest:
+            stored = self._select(
+                f"SELECT project, trace_id, argMin(session_id, version) FROM {self._db}.trace_sessions"
+                f" WHERE (project, trace_id) IN {_KEYS} GROUP BY project, trace_id",
+                {"keys": rest},
+            )
+            found.update({(p, t): s for p, t, s in stored})
+        return rows.rejoined(found) if found else rows
+
+    def _claim_traces(self, rows: Rows) -> None:
+        """Record the session each trace names and move the trace's stored spans that named none
+        (a session keyed by the trace id) into it: their rows are inserted again under the session
+        and the trace-id session's rows deleted."""
+        claims = rows.claims
+        self._client.insert_arrow(
+            f"{self._db}.trace_sessions",
+            pa.table({"project": [c[0] for c in claims], "trace_id": [c[1] for c in claims],
+                      "session_id": [c[2] for c in claims],
+                      "version": pa.array(self._versions(len(claims)), pa.uint64())}),
+        )  # fmt: skip
+        target = rows.first_claims()
+        # Most traces left no stray session: a look at the sessions table's key says so cheaply.
+        keys = [
+            (p, t)
+            for p, t in self._select(
+                f"SELECT DISTINCT project, session_id FROM {self._db}.sessions WHERE (project, session_id) IN {_KEYS}",
+                {"keys": list(target)},
+            )
+        ]
+        if not keys:
+            return
+        strays = self._client.query_arrow(
+            f"SELECT * FROM {self._db}.events FINAL WHERE (project, session_id) IN {_KEYS} AND trace_id = session_id",
+            {"keys": keys},
+        )
+        if not strays.num_rows:
+            return
+        moved = {(p, t): target[(p, t)] for p, t in zip(strays["project"].to_pylist(),
+                                                         strays["trace_id"].to_pylist(), strict=True)}  # fmt: skip
+        sessions = [moved[(p, t)] for p, t in zip(strays["project"].to_pylist(), strays["trace_id"].to_pylist(),
+                                                  strict=True)]  # fmt: skip
+        index = strays.schema.get_field_index("session_id")
+        self._client.insert_arrow(
+            f"{self._db}.events", strays.set_column(index, "session_id", pa.array(sessions, pa.string()))
+        )
+        updates = self._client.query_arrow(
+            f"SELECT * FROM {self._db}.session_updates WHERE (project, session_id) IN {_KEYS}",
+            {"keys": list(moved)},
+        )
+        if updates.num_rows:
+            names = [moved[(p, s)] for p, s in zip(updates["project"].to_pylist(), updates["session_id"].to_pylist(),
+                                                   strict=True)]  # fmt: skip
+            index = updates.schema.get_field_index("session_id")
+            self._client.insert_arrow(
+                f"{self._db}.session_updates", updates.set_column(index, "session_id", pa.array(names, pa.string()))
+            )
+        params = {"keys": list(moved)}
+        for table in ("events", "session_updates", "sessions"):
+            self._client.command(
+                f"DELETE FROM {self._db}.{table} WHERE (project, session_id) IN {_KEYS}",
+                params,
+            )
 
     def _versions(self, count: int) -> range:
         """Write versions: nanoseconds since the epoch, increasing within this process. Updates
@@ -192,7 +285,13 @@ class ClickHouseStore(ClickHousePrivacy):
 
     # --- reads ----------------------------------------------------------------------------
     def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]:
-        return self._client.query(sql, params).result_rows
+        try:
+            return self._client.query(sql, params, settings=self._read_settings).result_rows
+        except ClickHouseError as exc:
+            for code, cause in (("TIMEOUT_EXCEEDED", "time"), ("MEMORY_LIMIT_EXCEEDED", "memory")):
+                if code in str(exc):
+                    raise QueryTooCostly(self.budget.message(cause)) from None
+            raise
 
     def _session_where(self, query: SessionQuery, params: dict[str, Any]) -> str:
         where, where_params = bind(session_where(query, CLICKHOUSE), "f")
@@ -222,13 +321,14 @@ class ClickHouseStore(ClickHousePrivacy):
     ) -> Row | None:
         params: dict[str, Any] = {"session_id": session_id}
         view = _session_view(self._db, f"session_id = {{session_id:String}} AND {_project_clause(projects, params)}")
-        found = self._select(f"SELECT {', '.join(_SESSION_COLUMNS)} FROM ({view}) LIMIT 1", params)
-        if not found:
+        found = self._select(f"SELECT {', '.join(_SESSION_COLUMNS)} FROM ({view}) ORDER BY project LIMIT {MAX_MATCHES}",
+                             params)  # fmt: skip
+        session = only_match([record_row(_SESSION_COLUMNS, f) for f in found], f"session {session_id!r}", ("project",))
+        if session is None:
             return None
-        session = record_row(_SESSION_COLUMNS, found[0])
         start, end = found[0][_SESSION_COLUMNS.index("start_time")], found[0][_SESSION_COLUMNS.index("end_time")]
         session["events"] = []
-        if start is not None:
+        if start is not None and end is not None:  # an event sets both: without an end there is none
             # A session's span covers all its events: the bounds let ClickHouse skip other months and days.
             rows = self._select(
                 f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL"
@@ -248,14 +348,17 @@ class ClickHouseStore(ClickHousePrivacy):
             session["events"] = [record_row(_EVENT_COLUMNS, values) for values in rows]
         return session
 
-    def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None:
-        params: dict[str, Any] = {"event_id": event_id}
+    def get_event(self, event_id: str, projects: tuple[str, ...] | None, session_id: str | None = None) -> Row | None:
+        params: dict[str, Any] = {"event_id": event_id, "session_id": session_id}
+        in_session = "" if session_id is None else " AND session_id = {session_id:String}"
         found = self._select(
             f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {self._db}.events FINAL"
-            f" WHERE event_id = {{event_id:String}} AND {_project_clause(projects, params)} LIMIT 1",
+            f" WHERE event_id = {{event_id:String}} AND {_project_clause(projects, params)}{in_session}"
+            f" ORDER BY project, session_id LIMIT {MAX_MATCHES}",
             params,
         )
-        return record_row(_EVENT_COLUMNS, found[0]) if found else None
+        rows = [record_row(_EVENT_COLUMNS, values) for values in found]
+        return only_match(rows, f"event {event_id!r}", ("project", "session_id"))
 
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
@@ -271,6 +374,19 @@ class ClickHouseStore(ClickHousePrivacy):
             params,
         )
         return [record_row(_EVENT_COLUMNS, values) for values in rows], total
+
+    def trace_sessions(self, project: str, trace_ids: list[str], since: datetime | None = None) -> dict[str, str]:
+        params: dict[str, Any] = {"project": project, "trace_ids": trace_ids}
+        recent = ""
+        if since is not None:
+            recent = " AND start_time >= fromUnixTimestamp64Micro({since:Int64}, 'UTC')"
+            params["since"] = _micros(since)
+        rows = self._select(
+            f"SELECT trace_id, any(session_id) FROM {self._db}.events WHERE project = {{project:String}}"
+            f" AND has({{trace_ids:Array(String)}}, trace_id){recent} GROUP BY trace_id",
+            params,
+        )
+        return dict(rows)
 
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: dict[str, Any] = {"limit": query.limit}
@@ -329,8 +445,41 @@ class ClickHouseStore(ClickHousePrivacy):
             points.append(point)
         return {"bucket_seconds": width, "points": points}
 
+    # --- model prices -----------------------------------------------------------------------
+    def get_prices(self) -> dict[str, dict[str, dict]]:
+        rows = self._select(
+            f"SELECT project, model, argMax(price, version) AS p FROM {self._db}.project_prices"
+            " GROUP BY project, model HAVING p != '' ORDER BY project, model",
+            {},
+        )
+        prices: dict[str, dict[str, dict]] = {}
+        for project, model, price in rows:
+            prices.setdefault(project, {})[model] = orjson.loads(price)
+        return prices
 
-def open_clickhouse(url: str) -> ClickHouseStore:
+    def set_price(self, project: str, model: str, price: dict | None) -> None:
+        self._client.insert_arrow(
+            f"{self._db}.project_prices",
+            pa.table({"project": [project], "model": [model], "price": ["" if price is None else dumps(price)],
+                      "version": pa.array(self._versions(1), pa.uint64())}),
+        )  # fmt: skip
+
+    def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
+        params: dict[str, Any] = {"limit": limit}
+        where = _project_clause(projects, params)
+        rows = self._select(
+            "SELECT project, JSONExtractString(config, 'model') AS model,"
+            " any(JSONExtractString(config, 'provider')) AS provider, count() AS calls, max(start_time) AS last_seen"
+            f" FROM {self._db}.events FINAL WHERE event_type = 'model' AND {where}"
+            " AND JSONType(metadata, 'cost') IN ('Null', '') AND model != ''"
+            " AND (JSONHas(metadata, 'prompt_tokens') OR JSONHas(metadata, 'completion_tokens'))"
+            " GROUP BY project, model ORDER BY calls DESC, project, model LIMIT {limit:UInt32}",
+            params,
+        )
+        return [unpriced_row(*values) for values in rows]
+
+
+def open_clickhouse(url: str, budget: QueryBudget = DEFAULT_BUDGET) -> ClickHouseStore:
     """``clickhouse://user:pass@host:8123/db`` (a server; add ``?secure=true`` for TLS) or
     ``chdb:///data/folder?database=db`` (the engine in this process; one process per folder)."""
     import clickhouse_connect
@@ -340,7 +489,7 @@ def open_clickhouse(url: str) -> ClickHouseStore:
     if parts.scheme == "chdb":
         database = options.pop("database", [DEFAULT_DATABASE])[0]
         dsn = urlunsplit(parts._replace(query=urlencode(options, doseq=True)))
-        return ClickHouseStore(clickhouse_connect.get_client(dsn=dsn), database)
+        return ClickHouseStore(clickhouse_connect.get_client(dsn=dsn), database, budget)
     database = parts.path.strip("/") or DEFAULT_DATABASE
     client = clickhouse_connect.get_client(dsn=urlunsplit(parts._replace(path="")), autogenerate_session_id=False)
-    return ClickHouseStore(client, database)
+    return ClickHouseStore(client, database, budget)

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS {db}.project_settings (
     saved_at DateTime64(3, 'UTC'), saved_by String
 ) ENGINE = ReplacingMergeTree ORDER BY (project, version)
 """
-MIGRATION = Migration(4, "project settings: redaction rules and retention, versioned", (_PROJECT_SETTINGS,))
+MIGRATION = Migration(6, "project settings: redaction rules and retention, versioned", (_PROJECT_SETTINGS,))
 _SETTINGS_COLUMNS = "project, version, settings, secret, saved_at, saved_by"
 # Tables holding session or event data, in the order an erase empties them: the sessions first, so
 # that no listing shows a session whose events are already gone.

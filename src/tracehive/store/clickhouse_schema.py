@@ -98,6 +98,20 @@ SELECT project, session_id,
 FROM {{db}}.session_updates GROUP BY project, session_id
 """
 
+# Sessions across requests: the session each trace names; the earliest claim (lowest version) wins.
+_TRACE_SESSIONS = """
+CREATE TABLE IF NOT EXISTS {db}.trace_sessions (
+    project LowCardinality(String), trace_id String, session_id String, version UInt64
+) ENGINE = ReplacingMergeTree ORDER BY (project, trace_id)
+"""
+
+# Each project's own model prices; a later write (higher version) replaces, an empty price deletes.
+_PROJECT_PRICES = """
+CREATE TABLE IF NOT EXISTS {db}.project_prices (
+    project String, model String, price String, version UInt64
+) ENGINE = ReplacingMergeTree(version) ORDER BY (project, model)
+"""
+
 # Dashboard logins, shared by every server: the row with the highest version wins (an ended login
 # is a row with expires_at 0). Rows are dropped two days after they were written (the version is
 # the write time in nanoseconds), by when every login has expired (12 hours after its last write):
@@ -134,5 +148,7 @@ MIGRATIONS = (
     ),
     Migration(2, "dashboard logins: hashed token, key hash, logout token, expiry", (_LOGINS,)),
     Migration(3, "sessions: their model calls, for model calls, tokens and cost", _USAGE),
+    Migration(4, "trace_sessions: the session each trace names", (_TRACE_SESSIONS,)),
+    Migration(5, "project_prices: each project's own model prices", (_PROJECT_PRICES,)),
     PRIVACY_MIGRATION,
 )

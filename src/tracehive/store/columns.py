@@ -4,7 +4,7 @@ table, ClickHouse through clickhouse-connect's Arrow insert)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -51,8 +51,8 @@ EVENT_SCHEMA = pa.schema(
 
 
 def unique_events(events: list[Event]) -> list[Event]:
-    """One copy of each (project, event_id): a client's retry inside one batch is stored once."""
-    return list({(e.project, e.event_id): e for e in events}.values())
+    """One copy of each (project, session_id, event_id): a client's retry inside one batch is stored once."""
+    return list({(e.project, e.session_id, e.event_id): e for e in events}.values())
 
 
 def event_table(unique: list[Event]) -> pa.Table:
@@ -122,6 +122,11 @@ class Rows:
     # events, errors, then the model calls' roll-ups); a session may appear more than once (from
     # several requests).
     totals: list[SessionTotals]
+    # Sessions across requests: (project, trace_id, session_id) for each trace whose spans name a
+    # session, and (project, trace_id) of traces with spans that named none (their session_id is
+    # the trace id). The store joins the latter to the session the trace names, whenever it comes.
+    claims: list[tuple[str, str, str]] = field(default_factory=list)
+    orphans: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, batch: Batch) -> Rows:
@@ -137,7 +142,15 @@ class Rows:
             )
             for e in unique
         )
-        return cls(event_table(unique), list(batch.sessions), totals)
+        claims = {(e.project, e.trace_id): e.session_id for e in unique if not e.session_from_trace}
+        orphans = {(e.project, e.trace_id) for e in unique if e.session_from_trace}
+        return cls(
+            event_table(unique),
+            list(batch.sessions),
+            totals,
+            [(p, t, s) for (p, t), s in claims.items() if s != t],
+            list(orphans),
+        )
 
     @classmethod
     def concat(cls, parts: list[Rows]) -> Rows:
@@ -147,7 +160,41 @@ class Rows:
             pa.concat_tables([p.events for p in parts]),
             [u for p in parts for u in p.sessions],
             [t for p in parts for t in p.totals],
+            [c for p in parts for c in p.claims],
+            [o for p in parts for o in p.orphans],
         )
+
+    def first_claims(self) -> dict[tuple[str, str], str]:
+        """(project, trace_id) -> the session the trace named first in these rows."""
+        named: dict[tuple[str, str], str] = {}
+        for project, trace_id, session_id in self.claims:
+            named.setdefault((project, trace_id), session_id)
+        return named
+
+    def orphans_claimed_here(self) -> tuple[dict[tuple[str, str], str], list[tuple[str, str]]]:
+        """The orphan traces these rows also name a session for (a request the writer merged with
+        another), and the rest, for the store to look up."""
+        named = self.first_claims()
+        found = {key: named[key] for key in self.orphans if key in named}
+        return found, [key for key in self.orphans if key not in found]
+
+    def rejoined(self, sessions: dict[tuple[str, str], str]) -> Rows:
+        """These rows with the events of the traces in ``sessions`` ((project, trace_id) -> session
+        id) that named no session moved into it, with their totals and session updates."""
+        table = self.events
+        projects, traces = table["project"].to_pylist(), table["trace_id"].to_pylist()
+        old = table["session_id"].to_pylist()
+        new = [sessions.get((p, t), s) if s == t else s for p, t, s in zip(projects, traces, old, strict=True)]
+        table = table.set_column(table.schema.get_field_index("session_id"), "session_id", pa.array(new, pa.string()))
+        # A session may appear in the totals more than once: the moved ones just change their key.
+        totals = [(t[0], sessions.get((t[0], t[1]), t[1]), *t[2:]) for t in self.totals]
+        updates = []
+        for update in self.sessions:
+            moved = sessions.get((update.project, update.session_id))
+            updates.append(update if moved is None else replace(update, session_id=moved))
+        rejoined = {key for key in sessions}
+        orphans = [key for key in self.orphans if key not in rejoined]
+        return Rows(table, updates, totals, self.claims, orphans)
 
     def __len__(self) -> int:
         return self.events.num_rows + len(self.sessions)

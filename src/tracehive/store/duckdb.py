@@ -10,8 +10,11 @@ listing and grouping them is cheap.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,19 @@ import pyarrow as pa
 
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
 from tracehive.model import MODEL_EVENT_TYPE, NAMESPACES, USAGE_FIELDS, SessionUpdate, deep_merge
-from tracehive.store.base import EventQuery, Row, SessionQuery, StoreFullError, bucket_seconds
+from tracehive.store.base import (
+    DEFAULT_BUDGET,
+    MAX_MATCHES,
+    EventQuery,
+    QueryBudget,
+    QueryTooCostly,
+    Row,
+    SessionQuery,
+    StoreFullError,
+    StoreOutOfMemory,
+    bucket_seconds,
+    only_match,
+)
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import Rows, SessionTotals, add_usage, session_totals
@@ -31,7 +46,7 @@ from tracehive.store.duckdb_privacy import DuckDBPrivacy, remove_rewrite_leftove
 from tracehive.store.filter_sql import session_where
 from tracehive.store.gate import Gate, gated
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
-from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, user_row
+from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, unpriced_row, user_row
 from tracehive.store.seen import SeenKeys
 from tracehive.store.usage import usage_sql
 
@@ -43,14 +58,17 @@ CREATE TABLE IF NOT EXISTS sessions (
     event_count BIGINT, error_count BIGINT, {_NS_COLUMNS},
     PRIMARY KEY (project, session_id)
 );
-CREATE TABLE IF NOT EXISTS events (
+{{events}}
+CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
+"""
+_EVENTS_TABLE = f"""
+CREATE TABLE {{name}} (
     project VARCHAR NOT NULL, event_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL,
     trace_id VARCHAR, parent_id VARCHAR, event_type VARCHAR, event_name VARCHAR,
     start_time TIMESTAMP, end_time TIMESTAMP, duration_ms DOUBLE, error VARCHAR, {_NS_COLUMNS},
-    PRIMARY KEY (project, event_id)
-);
-CREATE INDEX IF NOT EXISTS events_by_session ON events (project, session_id);
-"""
+    PRIMARY KEY ({{key}})
+);"""
+SCHEMA = SCHEMA.format(events=_EVENTS_TABLE.format(name="IF NOT EXISTS events", key="project, event_id"))
 
 
 def _key_map(ns: str) -> str:
@@ -127,6 +145,41 @@ MIGRATIONS = (
             _BACKFILL_USAGE,
         ),
     ),
+    # A span id is unique within its session only (ClickHouse's events were keyed so from the
+    # start): a client reusing one in another session must not lose either. DuckDB cannot change a
+    # primary key in place, so the table is copied (about a second per million events).
+    Migration(
+        5,
+        "events: unique per (project, session_id, event_id)",
+        (
+            _EVENTS_TABLE.format(name="events_rekeyed", key="project, session_id, event_id"),
+            "INSERT INTO events_rekeyed SELECT * FROM events",
+            "DROP INDEX events_by_session",
+            "DROP TABLE events",
+            "ALTER TABLE events_rekeyed RENAME TO events",
+            "CREATE INDEX events_by_session ON events (project, session_id)",
+        ),
+    ),
+    # Sessions across requests: which session each trace named first, so that a span of the trace
+    # that named none joins it, in whichever request it comes. No key: an index would cost every write
+    # (a quarter of its time at 500 spans); the store's filter of claimed traces keeps it to one row
+    # a trace and lets lookups, which only late spans of such traces need, skip the table mostly.
+    Migration(
+        6,
+        "trace_sessions: the session each trace names",
+        (
+            "CREATE TABLE IF NOT EXISTS trace_sessions (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
+            "session_id VARCHAR NOT NULL)",
+        ),
+    ),
+    Migration(
+        7,
+        "project_prices: each project's own model prices (USD per million tokens, JSON)",
+        (
+            "CREATE TABLE IF NOT EXISTS project_prices (project VARCHAR NOT NULL, model VARCHAR NOT NULL, "
+            "price JSON NOT NULL, PRIMARY KEY (project, model))",
+        ),
+    ),
     PRIVACY_MIGRATION,
 )
 
@@ -175,6 +228,26 @@ def _group_key(field: Field) -> tuple[str, list[Any]]:
     return f"CAST(coalesce({keys}[?], CASE WHEN map_contains({keys}, ?) THEN 'null' END) AS VARCHAR)", [key, key]
 
 
+def _budgeted(method: Callable) -> Callable:
+    """Run a read within the store's time budget: past it, DuckDB is told to stop the query
+    (``interrupt``), and the caller gets :class:`QueryTooCostly`, as when memory runs out."""
+
+    @functools.wraps(method)
+    def run(self: DuckDBStore, *args: Any, **kwargs: Any) -> Any:
+        timer = threading.Timer(self.budget.seconds, self._cursor().interrupt)
+        timer.start()
+        try:
+            return method(self, *args, **kwargs)
+        except duckdb.InterruptException:
+            raise QueryTooCostly(self.budget.message("time")) from None
+        except duckdb.OutOfMemoryException:
+            raise QueryTooCostly(self.budget.message("memory")) from None
+        finally:
+            timer.cancel()
+
+    return run
+
+
 class _SessionState:
     """A session row being brought up to date in Python during one write."""
 
@@ -198,6 +271,18 @@ class _SessionState:
         if end_us is not None:
             self.end_us = end_us if self.end_us is None else max(self.end_us, end_us)
 
+    def fold(self, other: _SessionState) -> None:
+        """Take in a session whose events moved into this one (what this one says wins)."""
+        self.event_count += other.event_count
+        self.error_count += other.error_count
+        add_usage(self.usage, 0, tuple(other.usage))
+        self.widen(other.start_us, other.end_us)
+        self.name = self.name or other.name
+        self.source = self.source or other.source
+        for ns in NAMESPACES:
+            if other.namespaces[ns]:
+                self.namespaces[ns] = deep_merge(other.namespaces[ns], self.namespaces[ns])
+
     def apply(self, update: SessionUpdate) -> None:
         self.name = update.session_name or self.name
         self.source = update.source or self.source
@@ -208,8 +293,9 @@ class _SessionState:
 
 
 class DuckDBStore(DuckDBPrivacy):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, budget: QueryBudget = DEFAULT_BUDGET) -> None:
         self.path = str(path)
+        self.budget = budget
         self._gate = Gate()
         remove_rewrite_leftover(self.path)
         self._db = self._connect()
@@ -223,12 +309,15 @@ class DuckDBStore(DuckDBPrivacy):
         # second writer of a row): one at a time. Nothing else writes the logins table.
         self._logins_lock = threading.Lock()
         self._seen = SeenKeys(self._db.execute("SELECT project, session_id FROM sessions").fetchall())
+        self._claimed = SeenKeys(self._db.execute("SELECT project, trace_id FROM trace_sessions").fetchall())
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
         # loads DuckDB's built-in json extension; with autoinstall on, DuckDB tries to download it
         # first and fails to open the file offline.
         config = {"checkpoint_threshold": _CHECKPOINT_THRESHOLD, "autoinstall_known_extensions": False}
+        if self.budget.memory_mb is not None:
+            config["memory_limit"] = f"{self.budget.memory_mb}MB"
         return duckdb.connect(self.path, config=config)
 
     def _migrate(self) -> None:
@@ -283,6 +372,7 @@ class DuckDBStore(DuckDBPrivacy):
     @gated
     def write(self, rows: Rows) -> None:
         cursor = self._cursor()
+        rows = self._join_claimed_traces(cursor, rows)
         cursor.register("incoming_events", rows.events)
         try:
             try:
@@ -291,20 +381,75 @@ class DuckDBStore(DuckDBPrivacy):
                 # Some events are stored already (a client retried): start again, skipping those.
                 cursor.execute("ROLLBACK")
                 self._write(cursor, rows, fresh=False)
-        except duckdb.Error as exc:
-            # A failed COMMIT has already ended the transaction; only roll back one still open.
+        except BaseException as exc:
+            # Whatever failed (SQL, a value Arrow or JSON cannot take, an interrupt), the transaction
+            # must not stay open: the next write, maybe another tenant's, would fail on it. A failed
+            # COMMIT has already ended the transaction; only roll back one still open.
             with contextlib.suppress(duckdb.Error):
                 cursor.execute("ROLLBACK")
-            if any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
+            if isinstance(exc, duckdb.Error) and any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
                 raise StoreFullError(str(exc)) from exc
+            if isinstance(exc, duckdb.OutOfMemoryException) or isinstance(exc.__context__, duckdb.OutOfMemoryException):
+                raise StoreOutOfMemory(str(exc.__context__ or exc)) from exc
             raise
         finally:
             cursor.unregister("incoming_events")
 
     def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> None:
         cursor.execute("BEGIN TRANSACTION")
-        self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions)
+        strays = self._claim_traces(cursor, rows)
+        self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions, strays)
         cursor.execute("COMMIT")
+        for project, trace_id, _ in rows.claims:
+            self._claimed.add((project, trace_id))
+
+    def _join_claimed_traces(self, cursor: duckdb.DuckDBPyConnection, rows: Rows) -> Rows:
+        """Spans that named no session join the session their trace named: in this write (another
+        request) or stored before."""
+        if not rows.orphans:
+            return rows
+        found, rest = rows.orphans_claimed_here()
+        maybe = [key for key in rest if key in self._claimed]
+        if maybe:
+            cursor.register("orphan_traces", pa.table({"p": [k[0] for k in maybe], "t": [k[1] for k in maybe]}))
+            try:
+                stored = cursor.execute(
+                    "SELECT project, trace_id, arg_min(session_id, trace_sessions.rowid) FROM trace_sessions "
+                    "JOIN orphan_traces ON project = p AND trace_id = t GROUP BY project, trace_id"
+                ).fetchall()
+            finally:
+                cursor.unregister("orphan_traces")
+            found.update({(p, t): s for p, t, s in stored})
+        return rows.rejoined(found) if found else rows
+
+    def _claim_traces(self, cursor: duckdb.DuckDBPyConnection, rows: Rows) -> dict:
+        """Record the session each trace names (the first named stays) and move the trace's stored
+        spans that named none (a session keyed by the trace id) into it. Returns the sessions so
+        emptied: (project, trace_id) -> (project, session_id) they fold into."""
+        named = rows.first_claims()
+        # A trace the filter has seen is claimed already (or, rarely, a false "maybe": then a late
+        # span of it stays in a session of its own). A trace claimed twice keeps its first row.
+        new = [(p, t, s) for (p, t), s in named.items() if (p, t) not in self._claimed]
+        if new:
+            cursor.register("claims", pa.table({"p": [c[0] for c in new], "t": [c[1] for c in new],
+                                                "s": [c[2] for c in new]}))  # fmt: skip
+            try:
+                cursor.execute("INSERT INTO trace_sessions SELECT p, t, s FROM claims")
+            finally:
+                cursor.unregister("claims")
+        candidates = [(p, t, s) for (p, t), s in named.items() if (p, t) in self._seen]
+        if not candidates:
+            return {}
+        cursor.register("moves", pa.table({"p": [c[0] for c in candidates], "t": [c[1] for c in candidates],
+                                           "s": [c[2] for c in candidates]}))  # fmt: skip
+        try:
+            cursor.execute(
+                "UPDATE events SET session_id = moves.s FROM moves WHERE events.project = moves.p "
+                "AND events.session_id = moves.t AND events.trace_id = moves.t"
+            )
+        finally:
+            cursor.unregister("moves")
+        return {(p, t): (p, s) for p, t, s in candidates}
 
     def _insert_events(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> list[SessionTotals]:
         """Insert the registered ``incoming_events`` not stored yet; returns what they add to their
@@ -344,15 +489,26 @@ class DuckDBStore(DuckDBPrivacy):
             cursor.unregister("touched")
 
     def _upsert_sessions(
-        self, cursor: duckdb.DuckDBPyConnection, touched: list[tuple], updates: list[SessionUpdate]
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        touched: list[tuple],
+        updates: list[SessionUpdate],
+        strays: dict[tuple[str, str], tuple[str, str]] | None = None,
     ) -> None:
         keys = list(dict.fromkeys([(t[0], t[1]) for t in touched] + [(u.project, u.session_id) for u in updates]))
+        strays = strays or {}
+        keys += [target for target in strays.values() if target not in keys]
         if not keys:
             return
         seen = self._seen
         maybe_stored = [key for key in keys if key in seen]
-        existing = self._load_sessions(cursor, maybe_stored) if maybe_stored else {}
+        existing = self._load_sessions(cursor, maybe_stored + list(strays)) if maybe_stored or strays else {}
         states = {key: _SessionState(existing.get(key)) for key in keys}
+        folded = [stray for stray in strays if stray in existing and stray not in states]
+        for stray in folded:
+            states[strays[stray]].fold(_SessionState(existing[stray]))
+        if folded:
+            self._delete_sessions(cursor, folded)
         for project, session_id, start_us, end_us, events, errors, *usage in touched:
             state = states[(project, session_id)]
             state.event_count += events
@@ -369,6 +525,13 @@ class DuckDBStore(DuckDBPrivacy):
             self._replace_sessions(cursor, new, stored=False)
             for key in new:
                 seen.add(key)
+
+    def _delete_sessions(self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]) -> None:
+        cursor.register("gone", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
+        try:
+            cursor.execute("DELETE FROM sessions USING gone WHERE project = gone.p AND session_id = gone.s")
+        finally:
+            cursor.unregister("gone")
 
     def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict, stored: bool) -> None:
         """Write whole session rows; ``stored`` ones are deleted first. DuckDB's INSERT OR REPLACE
@@ -413,6 +576,7 @@ class DuckDBStore(DuckDBPrivacy):
         return f"{projects} AND {where.text}"
 
     @gated
+    @_budgeted
     def list_sessions(self, query: SessionQuery) -> list[Row]:
         """Newest first. A filter is evaluated only over the newest sessions first: the scan is
         bounded below by the start time of the N-th newest session (N growing 8x per round) and
@@ -452,19 +616,23 @@ class DuckDBStore(DuckDBPrivacy):
         return None if found is None else found[0]
 
     @gated
+    @_budgeted
     def get_session(
         self, session_id: str, projects: tuple[str, ...] | None, events_limit: int | None = None, events_offset: int = 0
     ) -> Row | None:
         cursor = self._cursor()
         params: list[Any] = [session_id]
         where = _project_clause(projects, params)
-        found = cursor.execute(
-            f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE session_id = ? AND {where} LIMIT 1",
+        matches = cursor.execute(
+            f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE session_id = ? AND {where} "
+            f"ORDER BY project LIMIT {MAX_MATCHES}",
             params,
-        ).fetchone()
-        if found is None:
+        ).fetchall()
+        rows = [record_row(_SESSION_COLUMNS, values) for values in matches]
+        session = only_match(rows, f"session {session_id!r}", ("project",))
+        if session is None:
             return None
-        session = record_row(_SESSION_COLUMNS, found)
+        found = matches[0]
         # Every event of a session lies within the session's time span (kept at write time), and
         # events are stored roughly in time order, so the span lets the scan skip most row groups.
         params = [session["project"], session_id]
@@ -482,17 +650,27 @@ class DuckDBStore(DuckDBPrivacy):
         return session
 
     @gated
-    def get_event(self, event_id: str, projects: tuple[str, ...] | None) -> Row | None:
+    @_budgeted
+    def get_event(self, event_id: str, projects: tuple[str, ...] | None, session_id: str | None = None) -> Row | None:
         params: list[Any] = [event_id]
         where = _project_clause(projects, params)
+        if session_id is not None:
+            where += " AND session_id = ?"
+            params.append(session_id)
         found = (
             self._cursor()
-            .execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE event_id = ? AND {where} LIMIT 1", params)
-            .fetchone()
+            .execute(
+                f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE event_id = ? AND {where} "
+                f"ORDER BY project, session_id LIMIT {MAX_MATCHES}",
+                params,
+            )
+            .fetchall()
         )
-        return None if found is None else record_row(_EVENT_COLUMNS, found)
+        rows = [record_row(_EVENT_COLUMNS, values) for values in found]
+        return only_match(rows, f"event {event_id!r}", ("project", "session_id"))
 
     @gated
+    @_budgeted
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         params: list[Any] = []
         where = _project_clause(query.projects, params)
@@ -510,6 +688,21 @@ class DuckDBStore(DuckDBPrivacy):
         return [record_row(_EVENT_COLUMNS, values) for values in rows], total
 
     @gated
+    def trace_sessions(self, project: str, trace_ids: list[str], since: datetime | None = None) -> dict[str, str]:
+        params: list[Any] = [project, trace_ids]
+        recent = ""
+        if since is not None:
+            recent = " AND start_time >= ?"
+            params.append(since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since)
+        found = self._cursor().execute(
+            "SELECT trace_id, any_value(session_id) FROM events WHERE project = ? "
+            f"AND trace_id IN (SELECT unnest(?)){recent} GROUP BY trace_id",
+            params,
+        )
+        return dict(found.fetchall())
+
+    @gated
+    @_budgeted
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: list[Any] = []
         where = self._session_where(query, params)
@@ -533,6 +726,7 @@ class DuckDBStore(DuckDBPrivacy):
         return [user_row(*values) for values in result.fetchall()]
 
     @gated
+    @_budgeted
     def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
         key, params = _group_key(by)
         where = self._session_where(query, params)
@@ -550,6 +744,7 @@ class DuckDBStore(DuckDBPrivacy):
         ]
 
     @gated
+    @_budgeted
     def session_timeseries(
         self, query: SessionQuery, bucket: int | None = None, split_by: Field | None = None, max_groups: int = 5
     ) -> Row:
@@ -585,3 +780,35 @@ class DuckDBStore(DuckDBPrivacy):
                 point.update({"value": None, "missing": False} if other else group_value(g), other=other)
             points.append(point)
         return {"bucket_seconds": width, "points": points}
+
+    # --- model prices -----------------------------------------------------------------------
+    @gated
+    def get_prices(self) -> dict[str, dict[str, dict]]:
+        rows = self._cursor().execute("SELECT project, model, price FROM project_prices ORDER BY project, model")
+        prices: dict[str, dict[str, dict]] = {}
+        for project, model, price in rows.fetchall():
+            prices.setdefault(project, {})[model] = orjson.loads(price)
+        return prices
+
+    @gated
+    def set_price(self, project: str, model: str, price: dict | None) -> None:
+        cursor = self._cursor()
+        cursor.execute("DELETE FROM project_prices WHERE project = ? AND model = ?", [project, model])
+        if price is not None:
+            cursor.execute("INSERT INTO project_prices VALUES (?, ?, ?)", [project, model, _dumps(price)])
+
+    @gated
+    def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
+        params: list[Any] = []
+        where = _project_clause(projects, params)
+        rows = self._cursor().execute(
+            "SELECT project, json_extract_string(config, '$.model') AS model, "
+            "any_value(json_extract_string(config, '$.provider')) AS provider, count(*) AS calls, "
+            "max(start_time) AS last_seen FROM events WHERE event_type = 'model' AND "
+            f"{where} AND json_extract_string(metadata, '$.cost') IS NULL AND "
+            "(json_extract(metadata, '$.prompt_tokens') IS NOT NULL OR "
+            "json_extract(metadata, '$.completion_tokens') IS NOT NULL) AND model IS NOT NULL "
+            "GROUP BY ALL ORDER BY calls DESC, project, model LIMIT ?",
+            [*params, limit],
+        )
+        return [unpriced_row(*values) for values in rows.fetchall()]

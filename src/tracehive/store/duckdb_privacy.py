@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS project_settings (
     saved_at TIMESTAMP NOT NULL, saved_by VARCHAR NOT NULL, PRIMARY KEY (project, version)
 )
 """
-MIGRATION = Migration(5, "project settings: redaction rules and retention, versioned", (PROJECT_SETTINGS,))
+MIGRATION = Migration(8, "project settings: redaction rules and retention, versioned", (PROJECT_SETTINGS,))
 _SETTINGS_COLUMNS = "project, version, settings, secret, saved_at, saved_by"
 REWRITE_SUFFIX = ".rewrite"
 _REWRITE_ALIAS = "tracehive_rewrite"

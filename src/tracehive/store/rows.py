@@ -91,3 +91,9 @@ def user_row(user_id: str, sessions: int, error_rate: float | None, quantiles: l
         "user_properties": orjson.loads(properties) if properties else {},
         **stats(error_rate, quantiles, usage),
     }
+
+
+def unpriced_row(project: str, model: str, provider: str | None, calls: int, last_seen: Any) -> Row:
+    """A model seen in model events without a cost: one the price table and overrides miss."""
+    return {"project": project, "model": model, "provider": provider or None, "calls": calls,
+            "last_seen": iso(last_seen)}  # fmt: skip

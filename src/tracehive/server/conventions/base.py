@@ -10,6 +10,9 @@ where the value lands:
 - a whole namespace (``inputs``, ``config``, ...): the value is a JSON object merged into it;
 - a path inside a namespace (``config.model``, ``metadata.prompt_tokens``): set unless a
   convention of higher precedence set it first;
+- ``session.`` and a namespace or a path inside one (``session.metadata``,
+  ``session.metadata.tags``): the same, on the span's session instead of its event (what a
+  convention says about the whole trace, such as Langfuse's trace metadata);
 - :data:`DROP`: read by nobody, kept out of metadata (copies, noise).
 
 Keys no row names are copied into ``metadata`` as they are (dotted keys nested).
@@ -26,6 +29,7 @@ import orjson
 from tracehive.model import NAMESPACES
 
 DROP = "-"
+SESSION = "session."  # a target on the session: session.<namespace>[.<path>]
 FIELDS = ("project", "session_id", "session_name", "source", "event_type", "event_name", "error", "record", "user_id")
 
 
@@ -123,6 +127,11 @@ def as_list(value: Any) -> list[Any]:
     if isinstance(value, dict):
         return [value[k] for k in sorted(value, key=lambda k: int(k) if k.isdigit() else 1 << 62)]
     return []
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """A nested object of a message, or an empty one when what came is not an object."""
+    return value if isinstance(value, dict) else {}
 
 
 def openai_tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from tracehive.server.conventions.base import (
     json_value,
     kinds,
     number,
+    obj,
     openai_tool_call,
     text,
 )
@@ -45,8 +46,8 @@ def _content(message: dict[str, Any]) -> Any:
     content = message.get("content")
     if content is not None:
         return content
-    parts = [p.get("message_content", {}) for p in as_list(message.get("contents"))]
-    texts = [p.get("text") for p in parts if isinstance(p, dict) and p.get("type", "text") == "text"]
+    parts = [obj(obj(p).get("message_content")) for p in as_list(message.get("contents"))]
+    texts = [p.get("text") for p in parts if p.get("type", "text") == "text"]
     return "".join(t for t in texts if isinstance(t, str)) or None
 
 
@@ -56,8 +57,8 @@ def _message(item: Any) -> dict[str, Any] | None:
         return None
     calls = []
     for entry in as_list(message.get("tool_calls")):
-        call = entry.get("tool_call", {}) if isinstance(entry, dict) else {}
-        function = call.get("function", {}) if isinstance(call.get("function"), dict) else {}
+        call = obj(obj(entry).get("tool_call"))
+        function = obj(call.get("function"))
         calls.append(openai_tool_call(call.get("id"), function.get("name"), function.get("arguments")))
     if message.get("function_call_name") is not None:  # the legacy single function call
         calls.append(openai_tool_call(None, message["function_call_name"], message.get("function_call_arguments_json")))
