@@ -6,13 +6,14 @@ user without naming them."""
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from tracehive.store.durable import write_synced
 
 AUDIT_FILE = "audit.jsonl"
 MAX_ENTRIES_SHOWN = 1000
@@ -28,12 +29,7 @@ class AuditLog:
                  "project": project, "who": who, **details}  # fmt: skip
         line = orjson.dumps(entry) + b"\n"
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_synced(self.path, line)
         return entry
 
     def entries(self, projects: tuple[str, ...] | None, limit: int = MAX_ENTRIES_SHOWN) -> list[dict[str, Any]]:

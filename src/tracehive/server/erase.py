@@ -22,7 +22,7 @@ import orjson
 from tracehive.filters import Compare, Expr, Field, Or
 from tracehive.server.audit import AuditLog
 from tracehive.server.policies import PolicyBook
-from tracehive.store.durable import fsync_path
+from tracehive.store.durable import fsync_path, write_synced
 from tracehive.store.writer import BulkWriter
 
 log = logging.getLogger("tracehive.server")
@@ -55,12 +55,7 @@ class Eraser:
         self.journal.mkdir(mode=0o700, exist_ok=True)
         # Written whole under a temporary name, then renamed: an entry is there complete or not at all.
         path, partial = self.journal / f"{job['id']}.json", self.journal / f"{job['id']}.partial"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, orjson.dumps(job))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(partial, orjson.dumps(job), os.O_CREAT | os.O_EXCL)
         os.replace(partial, path)
         fsync_path(self.journal)
         return self._carry_out(job, path, redone=False)
