@@ -227,7 +227,7 @@ def check_privacy_secret(client, beta):
 def check_erase(client, beta):
     assert client.post("/api/v1/projects/beta/erase", json={"user_id": "user-of-beta"}).status_code == 403
     with httpx.Client(base_url=client.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
-        assert admin.get(f"/api/v1/sessions/{beta['session_id']}").status_code == 200
+        assert admin.get(f"/api/v1/sessions/{beta['session_id']}", params={"project": "beta"}).status_code == 200
 
 
 def check_audit(client, beta):
@@ -242,14 +242,6 @@ def check_export(client, beta):
 
 
 ROUTES = {
-    ("POST", "/events"): check_hh_create_event,
-    ("GET", "/api/v1/projects/{project}/privacy"): check_privacy_get,
-    ("PUT", "/api/v1/projects/{project}/privacy"): check_privacy_put,
-    ("GET", "/api/v1/projects/{project}/privacy/history"): check_privacy_history,
-    ("GET", "/api/v1/projects/{project}/privacy/secret"): check_privacy_secret,
-    ("POST", "/api/v1/projects/{project}/erase"): check_erase,
-    ("GET", "/api/v1/audit"): check_audit,
-    ("GET", "/api/v1/export"): check_export,
     ("GET", "/api/v1/sessions"): check_sessions,
     ("GET", "/api/v1/sessions/{session_id}"): check_session,
     ("GET", "/api/v1/events/{event_id}"): check_event,
@@ -269,9 +261,17 @@ ROUTES = {
     ("PUT", "/api/v1/prices/{project}/{model}"): check_set_price,
     ("DELETE", "/api/v1/prices/{project}/{model}"): check_delete_price,
     ("GET", "/api/v1/models/unpriced"): check_unpriced,
+    ("POST", "/events"): check_hh_create_event,
     ("POST", "/api/public/otel/v1/traces"): check_langfuse_ingest,
     ("POST", "/api/public/scores"): check_langfuse_scores,
     ("GET", "/api/public/projects"): check_langfuse_projects,
+    ("GET", "/api/v1/projects/{project}/privacy"): check_privacy_get,
+    ("PUT", "/api/v1/projects/{project}/privacy"): check_privacy_put,
+    ("GET", "/api/v1/projects/{project}/privacy/history"): check_privacy_history,
+    ("GET", "/api/v1/projects/{project}/privacy/secret"): check_privacy_secret,
+    ("POST", "/api/v1/projects/{project}/erase"): check_erase,
+    ("GET", "/api/v1/audit"): check_audit,
+    ("GET", "/api/v1/export"): check_export,
 }
 
 
