@@ -96,6 +96,18 @@ def start_server(
     raise RuntimeError("server did not become healthy in 60 s")
 
 
+def start_server_on(backend: str, data_dir: Path, *extra: str) -> Server:
+    """A server on DuckDB (``duckdb``) or on ClickHouse run by chDB in the server's process
+    (``clickhouse``), its data in ``data_dir`` either way."""
+    store = ("--store", f"chdb://{data_dir / 'chdb'}?database=served") if backend == "clickhouse" else ()
+    return start_server(data_dir, *store, *extra)
+
+
+def files_holding(folder: Path, needle: bytes) -> list[str]:
+    """Every file under ``folder`` whose bytes contain ``needle`` (what is on disk, whatever the store)."""
+    return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
 @contextmanager
 def loaded_server(data_dir: Path, programs: list[tuple[str, str]]) -> Iterator[Server]:
     """A server that SDK programs have written to first: (source, project) pairs, run in order."""

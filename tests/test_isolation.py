@@ -205,6 +205,42 @@ def check_unpriced(client, beta):
     assert all(m["project"] == "alpha" for m in client.get("/api/v1/models/unpriced").json()["models"])
 
 
+def check_privacy_get(client, beta):
+    assert client.get("/api/v1/projects/beta/privacy").status_code == 403
+    assert client.get("/api/v1/projects/alpha/privacy").status_code == 200
+
+
+def check_privacy_put(client, beta):
+    assert client.put("/api/v1/projects/beta/privacy", json={"retention_days": 1}).status_code == 403
+    with httpx.Client(base_url=client.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        assert admin.get("/api/v1/projects/beta/privacy").json()["version"] == 0
+
+
+def check_privacy_history(client, beta):
+    assert client.get("/api/v1/projects/beta/privacy/history").status_code == 403
+
+
+def check_privacy_secret(client, beta):
+    assert client.get("/api/v1/projects/beta/privacy/secret").status_code == 403
+
+
+def check_erase(client, beta):
+    assert client.post("/api/v1/projects/beta/erase", json={"user_id": "user-of-beta"}).status_code == 403
+    with httpx.Client(base_url=client.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        assert admin.get(f"/api/v1/sessions/{beta['session_id']}", params={"project": "beta"}).status_code == 200
+
+
+def check_audit(client, beta):
+    assert client.get("/api/v1/audit", params={"project": "beta"}).status_code == 403
+    assert all(e["project"] == "alpha" for e in client.get("/api/v1/audit").json()["entries"])
+
+
+def check_export(client, beta):
+    assert client.get("/api/v1/export", params={"project": "beta"}).status_code == 403
+    rows = [line for line in client.get("/api/v1/export").text.splitlines() if line]
+    assert rows and all('"project":"alpha"' in line for line in rows)
+
+
 ROUTES = {
     ("GET", "/api/v1/sessions"): check_sessions,
     ("GET", "/api/v1/sessions/{session_id}"): check_session,
@@ -229,6 +265,13 @@ ROUTES = {
     ("POST", "/api/public/otel/v1/traces"): check_langfuse_ingest,
     ("POST", "/api/public/scores"): check_langfuse_scores,
     ("GET", "/api/public/projects"): check_langfuse_projects,
+    ("GET", "/api/v1/projects/{project}/privacy"): check_privacy_get,
+    ("PUT", "/api/v1/projects/{project}/privacy"): check_privacy_put,
+    ("GET", "/api/v1/projects/{project}/privacy/history"): check_privacy_history,
+    ("GET", "/api/v1/projects/{project}/privacy/secret"): check_privacy_secret,
+    ("POST", "/api/v1/projects/{project}/erase"): check_erase,
+    ("GET", "/api/v1/audit"): check_audit,
+    ("GET", "/api/v1/export"): check_export,
 }
 
 

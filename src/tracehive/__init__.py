@@ -4,6 +4,7 @@ The SDK's public API matches the HoneyHive SDK's names, so ``from honeyhive impo
 ``from tracehive import ...``.
 """
 
+from tracehive.client import Client
 from tracehive.sdk import (
     HoneyHiveTracer,
     atrace,
@@ -16,6 +17,7 @@ from tracehive.sdk import (
 )
 
 __all__ = [
+    "Client",
     "HoneyHiveTracer",
     "atrace",
     "enrich_session",

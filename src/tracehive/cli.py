@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tracehive import cli_privacy
 from tracehive.server.app import create_app, open_keys
 from tracehive.server.auth import KEYS_FILE, KeyRing, new_key
 from tracehive.server.datadir import make_private
@@ -35,6 +36,7 @@ app.add_typer(keys_app, name="keys")
 prices_app = typer.Typer(help="Model prices: a project's own price for a model, over the price table.",
                          no_args_is_help=True)  # fmt: skip
 app.add_typer(prices_app, name="prices")
+cli_privacy.register(app)
 console = Console(stderr=True)
 
 DEFAULT_PORT = 8418
@@ -114,6 +116,9 @@ def serve(
     grpc_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Also take OTLP/gRPC trace exports on this port (e.g. 4317).")
     ] = None,
+    housekeeping_seconds: Annotated[
+        float, typer.Option(min=0.1, help="How often to remove expired sessions and reload privacy settings.")
+    ] = 60.0,
 ) -> None:
     """Start the server."""
     settings = Settings(
@@ -125,6 +130,7 @@ def serve(
         ingest_workers=default_ingest_workers() if ingest_workers is None else ingest_workers,
         query_budget=QueryBudget(query_timeout, query_memory_mb),
         grpc_address=None if grpc_port is None else f"{'[' + host + ']' if ':' in host else host}:{grpc_port}",
+        housekeeping_seconds=housekeeping_seconds,
     )
     make_private(settings.data_dir)
     keys, created = open_keys(settings)

@@ -15,6 +15,7 @@ from tracehive.dashboard.login import logged_in
 from tracehive.dashboard.render import STATIC_DIR, page
 from tracehive.server import api, prices_api
 from tracehive.server.auth import Principal
+from tracehive.server.deps import state
 from tracehive.server.logins import Login
 
 router = APIRouter(include_in_schema=False)
@@ -42,7 +43,7 @@ def _show(request: Request, viewer: Viewer, template: str, build: Callable[[view
 @router.get("/")
 def sessions_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Response:
     def build(view: views.View) -> dict[str, Any]:
-        scope = view.scope(viewer[0])
+        scope = view.scope(viewer[0], request)
         cursor = request.query_params.get("cursor")
         found = api.list_sessions(request, replace(scope, limit=PAGE_SIZE, cursor=api.decode_cursor(cursor)))
         split = view.get("split") or None
@@ -86,7 +87,7 @@ def session_page(request: Request, session_id: str, viewer: Viewer = Depends(log
 @router.get("/users")
 def users_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Response:
     def build(view: views.View) -> dict[str, Any]:
-        scope = view.scope(viewer[0])
+        scope = view.scope(viewer[0], request)
         users = api.list_users(request, replace(scope, limit=MAX_USERS))["users"]
         return {"users": users, "limit": MAX_USERS}
 
@@ -97,7 +98,7 @@ def users_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Respons
 def groups_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Response:
     def build(view: views.View) -> dict[str, Any]:
         by = view.get("by", "user_properties.plan")
-        scope = view.scope(viewer[0])
+        scope = view.scope(viewer[0], request)
         groups = api.group_sessions(request, by=by, query=scope, limit=MAX_GROUPS)["groups"]
         series = api.session_timeseries(request, scope, bucket=None, split_by=by, groups=5)
         for group in groups:
@@ -119,6 +120,18 @@ def models_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Respon
         }
 
     return _show(request, viewer, "models.html", build)
+
+
+@router.get("/privacy")
+def privacy_page(request: Request, viewer: Viewer = Depends(logged_in)) -> Response:
+    """Each readable project's redaction rules and retention, newest version (read-only)."""
+
+    def build(_: views.View) -> dict[str, Any]:
+        readable = viewer[0].projects
+        found = state(request).policies.all()
+        return {"policies": [p.public() for p in found if readable is None or p.project in readable]}
+
+    return _show(request, viewer, "privacy.html", build)
 
 
 @router.get("/static/{name}")

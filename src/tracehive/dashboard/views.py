@@ -74,14 +74,14 @@ class View:
         query = urlencode({k: v for k, v in merged.items() if v})
         return f"{path}?{query}" if query else path
 
-    def scope(self, who: Principal) -> SessionQuery:
+    def scope(self, who: Principal, request: Request) -> SessionQuery:
         """The sessions the view is about; 4xx ``HTTPException`` on a bad filter or time."""
         start = self.get("from")
         delta = RANGES[self.range]
         if not start and delta is not None:
             start = datetime.now(UTC).replace(tzinfo=None) - delta
             start = start.isoformat()
-        return api.session_scope(who=who, project=self.get("project") or None, filter=self.get("filter"),
+        return api.session_scope(request, who=who, project=self.get("project") or None, filter=self.get("filter"),
                                  from_=start or None, to=self.get("to") or None)  # fmt: skip
 
 

@@ -38,6 +38,8 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from tracehive.privacy.otlp import redact_request
+from tracehive.privacy.rules import Redactor
 from tracehive.sdk.delivery import DeliveryLedger, reset_in_forked_child
 from tracehive.sdk.settings import ExportSettings
 
@@ -88,6 +90,7 @@ class OtlpHttpExporter(SpanExporter):
         self.headers = {**headers, "Content-Type": PROTOBUF}
         self.settings = settings
         self.ledger = ledger
+        self.redactor: Redactor | None = None  # HoneyHiveTracer.init(redact=...): applied before sending
         self._reset()
         reset_in_forked_child(self)
 
@@ -124,7 +127,10 @@ class OtlpHttpExporter(SpanExporter):
         return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
 
     def _export(self, spans: Sequence[ReadableSpan]) -> bool:
-        body = encode_spans(spans).SerializePartialToString()
+        request = encode_spans(spans)
+        if self.redactor is not None:
+            redact_request(request, self.redactor)
+        body = request.SerializePartialToString()
         attempt = self._deliver(body)
         if attempt.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE and len(spans) > 1:
             half = len(spans) // 2

@@ -25,6 +25,8 @@ from opentelemetry.trace import SpanKind
 
 from tracehive import attributes as A
 from tracehive.model import DEFAULT_PROJECT
+from tracehive.privacy.otlp import redactor_from
+from tracehive.privacy.rules import RuleError
 from tracehive.sdk import events, pipeline, sessions, threads
 from tracehive.sdk.arguments import are_headers, from_configs, never_raises, script_name, seconds, text
 from tracehive.sdk.provider import make_provider
@@ -62,9 +64,11 @@ class HoneyHiveTracer:
         instrumentors: list[Any] | None = None,
         test_mode: bool = False,
         verbose: bool = False,
+        redact: Any = None,
         **kwargs: Any,
     ) -> None:
-        """Start a session; it becomes the current context's session (see :meth:`init`)."""
+        """Start a session; it becomes the current context's session (see :meth:`init`). ``redact``:
+        redaction rules applied to every batch before it is sent (docs/privacy.md)."""
         if verbose:
             _log_debug_to_stderr()
         if isinstance(config, str):  # the legacy positional ``init(api_key, ...)``
@@ -109,6 +113,8 @@ class HoneyHiveTracer:
                 self.tracer = self._pipeline.tracer
             except Exception:
                 logger.warning("tracehive: could not set up the export pipeline; spans are dropped", exc_info=True)
+        if redact is not None:
+            self._redact(redact)
         threads.install()
         start = {A.SESSION_NAME: self.session_name, A.SOURCE: self.source}
         if checked_namespaces({"inputs": given["inputs"]}, "init"):
@@ -120,6 +126,18 @@ class HoneyHiveTracer:
             self.link(link_carrier)
         for instrumentor in instrumentors or ():
             self._instrument(instrumentor)
+
+    def _redact(self, given: Any) -> None:
+        """Apply the rules to every batch this tracer's pipeline sends. Rules that cannot be used
+        send nothing rather than the clear data they were meant to keep in."""
+        try:
+            redactor = redactor_from(given)
+        except RuleError as exc:
+            logger.warning("tracehive: redact: %s; no span is sent", exc)
+            self._pipeline, self.tracer = None, trace.NoOpTracer()
+            return
+        if self._pipeline is not None and hasattr(self._pipeline.exporter, "redactor"):
+            self._pipeline.exporter.redactor = redactor
 
     @classmethod
     def init(

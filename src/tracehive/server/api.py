@@ -76,6 +76,7 @@ def decode_cursor(text: str | None) -> Cursor | None:
 
 
 def session_scope(
+    request: Request,
     who: Principal = Depends(principal),
     project: Annotated[str | None, Query(description="Project name; default: every project the key may read.")] = None,
     filter: Annotated[str | None, Query(description=FILTER_DOC, max_length=4096)] = None,
@@ -85,9 +86,10 @@ def session_scope(
     to: Annotated[str | None, Query(description="Sessions that started before. " + TIME_DOC)] = None,
 ) -> SessionQuery:
     """Which sessions a request is about: project, filter and time range."""
+    projects = readable_projects(who, project)
     return SessionQuery(
-        projects=readable_projects(who, project),
-        filter=parse_filter(filter),
+        projects=projects,
+        filter=state(request).policies.rewrite(parse_filter(filter), projects),
         start_from=parse_time(from_, "from"),
         start_to=parse_time(to, "to"),
     )

@@ -9,12 +9,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tracehive import __version__, dashboard
-from tracehive.server import api, honeyhive, honeyhive_read, ingest, langfuse, prices_api
+from tracehive.server import api, honeyhive, honeyhive_read, ingest, langfuse, prices_api, privacy_api
+from tracehive.server.audit import AuditLog
 from tracehive.server.auth import KEYS_FILE, KeyRing
 from tracehive.server.consistency import ReadAfterWrite
 from tracehive.server.datadir import make_private
 from tracehive.server.deps import ServerState, Settings
+from tracehive.server.erase import Eraser
 from tracehive.server.errors import KeepConnectionOnError
+from tracehive.server.housekeeping import Housekeeping
+from tracehive.server.policies import PolicyBook
 from tracehive.server.workers import IngestWorkers
 from tracehive.store import open_store
 from tracehive.store.base import Ambiguous, QueryTooCostly
@@ -56,15 +60,21 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     store = open_store(settings.store_url, settings.data_dir, settings.query_budget)
     writer = BulkWriter(store, ingest_log=ingest_log_for(store))
     workers = IngestWorkers(settings.ingest_workers)
+    policies, audit = PolicyBook(store), AuditLog(settings.data_dir)
+    eraser = Eraser(settings.data_dir, store, writer, policies, audit)
+    eraser.redo_pending()  # before any request: nobody sees a user half erased
+    housekeeping = Housekeeping(store, writer, policies, audit, settings.housekeeping_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        housekeeping.start()
         grpc_server = None
         if settings.grpc_address:
             from tracehive.server.grpc_ingest import start_grpc
 
             grpc_server = await start_grpc(app.state.tracehive, settings.grpc_address)
         yield
+        housekeeping.close()
         if grpc_server is not None:
             await grpc_server.stop(grace=5)
         workers.close()
@@ -80,7 +90,16 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.tracehive = ServerState(settings=settings, store=store, writer=writer, workers=workers, keys=keys)
+    app.state.tracehive = ServerState(
+        settings=settings,
+        store=store,
+        writer=writer,
+        workers=workers,
+        keys=keys,
+        policies=policies,
+        audit=audit,
+        eraser=eraser,
+    )
     prices_api.load_prices(app.state.tracehive)
     app.add_middleware(ReadAfterWrite, writer=writer)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -93,5 +112,6 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     app.include_router(honeyhive.router)
     app.include_router(honeyhive_read.router)
     app.include_router(langfuse.router)
+    app.include_router(privacy_api.router)
     app.include_router(dashboard.router)
     return app

@@ -7,9 +7,12 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 
+from tracehive.server.audit import AuditLog
 from tracehive.server.auth import KeyRing, Principal, bearer_token
+from tracehive.server.erase import Eraser
 from tracehive.server.limits import Limits
 from tracehive.server.logins import SESSION_COOKIE, Logins
+from tracehive.server.policies import PolicyBook
 from tracehive.server.prices import Prices
 from tracehive.server.scores import PENDING_FILE, PendingScores
 from tracehive.server.workers import IngestWorkers, default_ingest_workers
@@ -30,6 +33,8 @@ class Settings:
     query_budget: QueryBudget = field(default_factory=QueryBudget)
     # host:port for OTLP/gRPC ingest (tracehive serve --grpc-port); None: no gRPC.
     grpc_address: str | None = None
+    # How often the server refreshes privacy settings and removes expired sessions.
+    housekeeping_seconds: float = 60.0
 
 
 @dataclass
@@ -39,6 +44,9 @@ class ServerState:
     writer: BulkWriter
     workers: IngestWorkers
     keys: KeyRing
+    policies: PolicyBook
+    audit: AuditLog
+    eraser: Eraser
     ingest_in_flight: int = 0  # only touched on the event loop
     prices: Prices = field(default_factory=Prices)  # the price table and each project's overrides
     logins: Logins = field(init=False)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tracehive.filters import Compare
 from tracehive.filters import Field as FilterField
 from tracehive.model import DEFAULT_EVENT_TYPE, DEFAULT_PROJECT, NAMESPACES, Batch, Event, Namespaces, SessionUpdate
+from tracehive.privacy.records import redact_batch
 from tracehive.server import ingest
 from tracehive.server.auth import Principal
 from tracehive.server.deps import principal, state
@@ -101,6 +102,7 @@ async def write_session(request: Request, update: SessionUpdate) -> None:
 
 async def write_batch(request: Request, batch: Batch) -> None:
     """Store events and session updates within the same limits as OTLP ingest."""
+    redact_batch(batch, state(request).policies.ingest_redactors())
     try:
         enforce_batch(batch, state(request).settings.limits)
     except LimitError as exc:

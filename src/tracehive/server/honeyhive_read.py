@@ -195,9 +195,10 @@ def _project(row: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
 async def export_events(request: Request, who: Principal = Depends(principal)) -> dict:
     """Events oldest first, ``limit`` per ``page``; ``totalEvents`` counts every match."""
     body = await parse_body(request, ExportRequest)
+    projects = readable_projects(who, body.project)
     query = EventQuery(
-        projects=readable_projects(who, body.project),
-        filter=export_filter(body),
+        projects=projects,
+        filter=state(request).policies.rewrite(export_filter(body), projects),
         limit=body.limit,
         offset=(body.page - 1) * body.limit,
     )

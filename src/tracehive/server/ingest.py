@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tracehive.model import DEFAULT_PROJECT, Batch
+from tracehive.privacy.records import redact_batch
 from tracehive.server.auth import Principal
 from tracehive.server.deps import ServerState, principal, state
 from tracehive.server.otlp import OtlpError
@@ -89,7 +90,12 @@ async def ingest(server: ServerState, who: Principal, content_type: str, body: b
     route and the gRPC service (:mod:`tracehive.server.grpc_ingest`) both end here."""
     try:
         rows = await server.workers.prepare(
-            content_type, body, who.project or DEFAULT_PROJECT, server.settings.limits, server.prices
+            content_type,
+            body,
+            who.project or DEFAULT_PROJECT,
+            server.settings.limits,
+            server.prices,
+            server.policies.ingest_redactors(),
         )
     except OtlpError as exc:
         raise HTTPException(400, str(exc)) from None
@@ -126,7 +132,9 @@ async def apply_pending_scores(server: ServerState, rows: Rows) -> None:
     async with pending.lock:
         updates, keys = pending.updates_for(rows)
         if updates:
-            await commit(server, Rows.of(Batch(sessions=updates)))
+            batch = Batch(sessions=updates)
+            redact_batch(batch, server.policies.ingest_redactors())
+            await commit(server, Rows.of(batch))
             pending.forget(keys)
 
 

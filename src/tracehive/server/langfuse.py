@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tracehive.model import DEFAULT_PROJECT, Batch, SessionUpdate, empty_namespaces
+from tracehive.privacy.records import redact_batch
 from tracehive.server import ingest
 from tracehive.server.auth import Principal, basic_credentials
 from tracehive.server.deps import state
@@ -139,7 +140,9 @@ async def _store_scores(request: Request, project: str, scores: list[Score]) -> 
         kept = pending.keep(project, waiting)
         errors += ["too many scores are waiting for their traces; send the traces first"] * (len(waiting) - kept)
     if updates:
-        await ingest.commit(state(request), Rows.of(Batch(sessions=updates)))
+        batch = Batch(sessions=updates)
+        redact_batch(batch, state(request).policies.ingest_redactors())
+        await ingest.commit(state(request), Rows.of(batch))
     return errors
 
 

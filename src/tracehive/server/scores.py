@@ -20,6 +20,7 @@ import orjson
 
 from tracehive.model import SessionUpdate, deep_merge, empty_namespaces
 from tracehive.store.columns import Rows
+from tracehive.store.durable import write_synced
 
 PENDING_FILE = "pending-scores.jsonl"
 # Scores kept at most per project; past it a score for an unknown trace is refused (the client is
@@ -64,12 +65,7 @@ class PendingScores:
         if not kept:
             return 0
         lines = b"".join(self._line(project, trace_id, (now, feedback)) for trace_id, feedback in kept)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, lines)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(self.path, lines)
         for trace_id, feedback in kept:
             self._add(project, trace_id, (now, feedback))
         return len(kept)

@@ -14,9 +14,12 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from tracehive.privacy import Redactor
+from tracehive.privacy.records import redact_batch
 from tracehive.server.limits import Limits, check_spans, enforce_batch
 from tracehive.server.mapping import spans_to_batch
 from tracehive.server.otlp import decode_json, decode_protobuf
@@ -39,11 +42,21 @@ class WorkerLost(RuntimeError):
     """A worker process died (killed, out of memory) while holding a request; it is replaced."""
 
 
-def prepare(content_type: str, body: bytes, default_project: str, limits: Limits, prices: Prices | None = None) -> Rows:
-    """Decode, check and map one request body (raises OtlpError with what is wrong)."""
+def prepare(
+    content_type: str,
+    body: bytes,
+    default_project: str,
+    limits: Limits,
+    prices: Prices | None = None,
+    redactors: Mapping[str, Redactor] | None = None,
+) -> Rows:
+    """Decode, check, map and redact one request body (raises OtlpError with what is wrong).
+    ``redactors``, each project's rules as they are when the request arrived, come with every
+    request, so a worker applies a rule from the moment it is saved."""
     spans = decode_protobuf(body) if content_type == PROTOBUF else decode_json(body)
     check_spans(spans, limits)
     batch = spans_to_batch(spans, default_project, prices)
+    redact_batch(batch, redactors)
     enforce_batch(batch, limits)
     return Rows.of(batch)
 
@@ -85,9 +98,15 @@ class IngestWorkers:
         return self._pool if all(f.done() for f in self._starting) else None
 
     async def prepare(
-        self, content_type: str, body: bytes, default_project: str, limits: Limits, prices: Prices | None = None
+        self,
+        content_type: str,
+        body: bytes,
+        default_project: str,
+        limits: Limits,
+        prices: Prices | None = None,
+        redactors: Mapping[str, Redactor] | None = None,
     ) -> Rows:
-        args = (content_type, body, default_project, limits, prices)
+        args = (content_type, body, default_project, limits, prices, redactors)
         if len(body) <= INLINE_BODY_BYTES:
             return prepare(*args)
         pool = self._ready_pool() if self.count else None

@@ -175,4 +175,25 @@ class Store(Protocol):
 
     def end_login(self, token_digest: str) -> None: ...
 
+    # --- privacy (store/duckdb_privacy.py, store/clickhouse_privacy.py) ---------------------
+    def save_project_settings(self, project: str, settings: str, secret: str, saved_by: str) -> int:
+        """Store a new version of a project's settings (JSON text); returns its version."""
+
+    def project_settings(self) -> list[Row]:
+        """The newest settings of every project that has any."""
+
+    def project_settings_history(self, project: str) -> list[Row]: ...
+
+    def events_of_sessions(self, keys: list[tuple[str, str]]) -> list[Row]:
+        """The events of these (project, session_id) sessions, by session then start time."""
+
+    def delete_sessions(
+        self, project: str, where: Expr, limit: int | None = None, events_where: Expr | None = None
+    ) -> tuple[int, int]:
+        """Delete the selected sessions with their events (and the events ``events_where`` selects);
+        returns how many sessions and events went. Run it on the writer's thread."""
+
+    def reclaim(self, scrub: bool) -> bool:
+        """Give deleted rows' space back; ``scrub``: leave nothing deleted in the store's files."""
+
     def close(self) -> None: ...

@@ -38,6 +38,7 @@ from tracehive.store.base import (
     only_match,
 )
 from tracehive.store.clickhouse_filter import CLICKHOUSE, bind, json_path_sql, quote, to_clickhouse_sql
+from tracehive.store.clickhouse_privacy import ClickHousePrivacy
 from tracehive.store.clickhouse_schema import MIGRATIONS, VERSION_TABLE
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import EVENT_SCHEMA, Rows, dumps
@@ -121,7 +122,7 @@ def _time_column(ns_values: list[int | None]) -> pa.Array:
     return pa.array([None if ns is None else ns // 1000 for ns in ns_values], pa.timestamp("us")).cast(_TIME)
 
 
-class ClickHouseStore:
+class ClickHouseStore(ClickHousePrivacy):
     def __init__(self, client: Client, database: str = DEFAULT_DATABASE, budget: QueryBudget = DEFAULT_BUDGET) -> None:
         self._client = client
         self.database = database

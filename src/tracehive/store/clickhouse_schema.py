@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from tracehive.model import MODEL_EVENT_TYPE, NAMESPACES
 from tracehive.store.clickhouse_filter import CLICKHOUSE
+from tracehive.store.clickhouse_privacy import MIGRATION as PRIVACY_MIGRATION
 from tracehive.store.migrations import SCHEMA_TABLE, Migration
 from tracehive.store.usage import usage_sql
 
@@ -149,4 +150,5 @@ MIGRATIONS = (
     Migration(3, "sessions: their model calls, for model calls, tokens and cost", _USAGE),
     Migration(4, "trace_sessions: the session each trace names", (_TRACE_SESSIONS,)),
     Migration(5, "project_prices: each project's own model prices", (_PROJECT_PRICES,)),
+    PRIVACY_MIGRATION,
 )

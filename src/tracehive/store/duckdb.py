@@ -41,7 +41,10 @@ from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import SESSION_COLUMNS as _SESSION_COLUMNS
 from tracehive.store.columns import Rows, SessionTotals, add_usage, session_totals
 from tracehive.store.duckdb_filter import DUCKDB, json_pointer, quote_column, to_duckdb_sql
+from tracehive.store.duckdb_privacy import MIGRATION as PRIVACY_MIGRATION
+from tracehive.store.duckdb_privacy import DuckDBPrivacy, remove_rewrite_leftover
 from tracehive.store.filter_sql import session_where
+from tracehive.store.gate import Gate, gated
 from tracehive.store.migrations import SCHEMA_TABLE, Migration, apply
 from tracehive.store.rows import USAGE_STATS_SQL, group_value, iso, record_row, stats, unpriced_row, user_row
 from tracehive.store.seen import SeenKeys
@@ -187,6 +190,7 @@ MIGRATIONS = (
             "INSERT INTO ingest_log SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM ingest_log)",
         ),
     ),
+    PRIVACY_MIGRATION,
 )
 
 _TIME = pa.timestamp("us")
@@ -298,17 +302,13 @@ class _SessionState:
                 self.namespaces[ns] = deep_merge(self.namespaces[ns], update.namespaces[ns])
 
 
-class DuckDBStore:
+class DuckDBStore(DuckDBPrivacy):
     def __init__(self, path: str | Path, budget: QueryBudget = DEFAULT_BUDGET) -> None:
         self.path = str(path)
         self.budget = budget
-        # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
-        # loads DuckDB's built-in json extension; with autoinstall on, DuckDB tries to download it
-        # first and fails to open the file offline.
-        config = {"checkpoint_threshold": _CHECKPOINT_THRESHOLD, "autoinstall_known_extensions": False}
-        if budget.memory_mb is not None:
-            config["memory_limit"] = f"{budget.memory_mb}MB"
-        self._db = duckdb.connect(self.path, config=config)
+        self._gate = Gate()
+        remove_rewrite_leftover(self.path)
+        self._db = self._connect()
         try:
             self._migrate()
         except BaseException:
@@ -320,6 +320,15 @@ class DuckDBStore:
         self._logins_lock = threading.Lock()
         self._seen = SeenKeys(self._db.execute("SELECT project, session_id FROM sessions").fetchall())
         self._claimed = SeenKeys(self._db.execute("SELECT project, trace_id FROM trace_sessions").fetchall())
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
+        # loads DuckDB's built-in json extension; with autoinstall on, DuckDB tries to download it
+        # first and fails to open the file offline.
+        config = {"checkpoint_threshold": _CHECKPOINT_THRESHOLD, "autoinstall_known_extensions": False}
+        if self.budget.memory_mb is not None:
+            config["memory_limit"] = f"{self.budget.memory_mb}MB"
+        return duckdb.connect(self.path, config=config)
 
     def _migrate(self) -> None:
         """Bring the file's schema up to date in one transaction (see :mod:`~tracehive.store.migrations`)."""
@@ -346,6 +355,7 @@ class DuckDBStore:
         self._db.close()
 
     # --- dashboard logins: a few small statements of their own, outside the ingest writer's batches --
+    @gated
     def save_login(self, token_digest: str, key_digest: str, csrf: str, expires_at: float) -> None:
         cursor = self._cursor()
         with self._logins_lock:
@@ -354,6 +364,7 @@ class DuckDBStore:
                 "INSERT OR REPLACE INTO logins VALUES (?, ?, ?, ?)", [token_digest, key_digest, csrf, expires_at]
             )
 
+    @gated
     def find_login(self, token_digest: str) -> tuple[str, str, float] | None:
         found = (
             self._cursor()
@@ -362,15 +373,18 @@ class DuckDBStore:
         )
         return None if found is None else (found[0], found[1], found[2])
 
+    @gated
     def end_login(self, token_digest: str) -> None:
         with self._logins_lock:
             self._cursor().execute("DELETE FROM logins WHERE token_digest = ?", [token_digest])
 
     # --- writes ---------------------------------------------------------------------------
+    @gated
     def log_position(self) -> int:
         """The last ingest log position this file holds (0: none)."""
         return self._cursor().execute("SELECT applied FROM ingest_log").fetchall()[0][0]
 
+    @gated
     def write(self, rows: Rows, log_position: int | None = None) -> None:
         """Write a batch in one transaction; ``log_position``: the ingest log's position it ends
         at, recorded in the same transaction."""
@@ -580,6 +594,7 @@ class DuckDBStore:
         params.extend(where.params)
         return f"{projects} AND {where.text}"
 
+    @gated
     @_budgeted
     def list_sessions(self, query: SessionQuery) -> list[Row]:
         """Newest first. A filter is evaluated only over the newest sessions first: the scan is
@@ -619,6 +634,7 @@ class DuckDBStore:
         ).fetchone()
         return None if found is None else found[0]
 
+    @gated
     @_budgeted
     def get_session(
         self, session_id: str, projects: tuple[str, ...] | None, events_limit: int | None = None, events_offset: int = 0
@@ -652,6 +668,7 @@ class DuckDBStore:
         session["events"] = [record_row(_EVENT_COLUMNS, values) for values in events]
         return session
 
+    @gated
     @_budgeted
     def get_event(self, event_id: str, projects: tuple[str, ...] | None, session_id: str | None = None) -> Row | None:
         params: list[Any] = [event_id]
@@ -671,6 +688,7 @@ class DuckDBStore:
         rows = [record_row(_EVENT_COLUMNS, values) for values in found]
         return only_match(rows, f"event {event_id!r}", ("project", "session_id"))
 
+    @gated
     @_budgeted
     def list_events(self, query: EventQuery) -> tuple[list[Row], int]:
         params: list[Any] = []
@@ -688,6 +706,7 @@ class DuckDBStore:
         ).fetchall()
         return [record_row(_EVENT_COLUMNS, values) for values in rows], total
 
+    @gated
     def trace_sessions(self, project: str, trace_ids: list[str], since: datetime | None = None) -> dict[str, str]:
         params: list[Any] = [project, trace_ids]
         recent = ""
@@ -701,6 +720,7 @@ class DuckDBStore:
         )
         return dict(found.fetchall())
 
+    @gated
     @_budgeted
     def list_users(self, query: SessionQuery) -> list[Row]:
         params: list[Any] = []
@@ -724,6 +744,7 @@ class DuckDBStore:
         )
         return [user_row(*values) for values in result.fetchall()]
 
+    @gated
     @_budgeted
     def group_sessions(self, query: SessionQuery, by: Field) -> list[Row]:
         key, params = _group_key(by)
@@ -741,6 +762,7 @@ class DuckDBStore:
             for g, n, rate, quantiles, *usage, users in result.fetchall()
         ]
 
+    @gated
     @_budgeted
     def session_timeseries(
         self, query: SessionQuery, bucket: int | None = None, split_by: Field | None = None, max_groups: int = 5
@@ -779,6 +801,7 @@ class DuckDBStore:
         return {"bucket_seconds": width, "points": points}
 
     # --- model prices -----------------------------------------------------------------------
+    @gated
     def get_prices(self) -> dict[str, dict[str, dict]]:
         rows = self._cursor().execute("SELECT project, model, price FROM project_prices ORDER BY project, model")
         prices: dict[str, dict[str, dict]] = {}
@@ -786,12 +809,14 @@ class DuckDBStore:
             prices.setdefault(project, {})[model] = orjson.loads(price)
         return prices
 
+    @gated
     def set_price(self, project: str, model: str, price: dict | None) -> None:
         cursor = self._cursor()
         cursor.execute("DELETE FROM project_prices WHERE project = ? AND model = ?", [project, model])
         if price is not None:
             cursor.execute("INSERT INTO project_prices VALUES (?, ?, ?)", [project, model, _dumps(price)])
 
+    @gated
     def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
         params: list[Any] = []
         where = _project_clause(projects, params)

@@ -143,10 +143,19 @@ class IngestLog:
                 os.close(dir_fd)
 
     def discard(self, applied: int) -> None:
-        """Delete the segments the store holds all of (never the one being appended to)."""
+        """Delete the segments the store holds all of (never one still open for appending: after
+        :meth:`close`, the last segment goes too once the store holds it)."""
         while True:
             with self._lock:
-                if len(self._segments) < 2 or self._segments[1] > applied + 1:
+                if not self._segments:
+                    return
+                if len(self._segments) >= 2:
+                    end = self._segments[1] - 1
+                elif self._fd is None:
+                    end = self.last
+                else:
+                    return
+                if end > applied:
                     return
                 first = self._segments.pop(0)
             self._path(first).unlink(missing_ok=True)

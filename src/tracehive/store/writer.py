@@ -7,6 +7,8 @@ store, see :mod:`~tracehive.store.ingest_log`) it means synced to the log: one t
 is waiting with one sync and answers those requests at once, and a second thread writes what has
 gathered to the store in one transaction. Neither waits for anything when idle. Reads call
 :meth:`BulkWriter.caught_up` first, so they see every batch acknowledged before they began.
+Deletes (erase, retention) are tasks run on the thread that writes to the store, in queue order
+(:meth:`BulkWriter.run`), so they never race a write and follow every batch acknowledged before.
 
 The queue is bounded so that a server that cannot keep up says so (:class:`Overloaded`) instead of
 growing without limit.
@@ -19,7 +21,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
+from typing import Any
 
 from tracehive.store.base import Store, StoreFullError
 from tracehive.store.columns import Rows
@@ -38,25 +42,52 @@ class Overloaded(RuntimeError):
     """The write queue is full; the client should retry later."""
 
 
-def _take(source: queue.SimpleQueue, limit: int, first: object = None) -> tuple[list, bool]:
-    """Block for one item (unless given ``first``), then take whatever else is waiting, up to
-    ``limit`` items' worth."""
-    if first is None:
-        first = source.get()
-    if first is _STOP:
-        return [], True
-    taken = [first]
-    size = len(first[0])
-    while size < limit:
+class _Task:
+    """A function to run on the store's writing thread, with the future of its result."""
+
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.future: Future = Future()
+
+    def run(self) -> None:
         try:
-            item = source.get_nowait()
-        except queue.Empty:
-            break
-        if item is _STOP:
-            return taken, True
-        taken.append(item)
-        size += len(item[0])
-    return taken, False
+            self.future.set_result(self.fn())
+        except BaseException as exc:
+            self.future.set_exception(exc)
+
+
+class _Taken:
+    """What one :func:`_take` took: batches, or one task alone; a task met after batches is held
+    for the next take."""
+
+    def __init__(self) -> None:
+        self.held: object = None
+
+    def take(self, source: queue.SimpleQueue, limit: int, first: object = None) -> tuple[list, bool]:
+        """Block for one item (unless given ``first`` or holding one), then take whatever else is
+        waiting, up to ``limit`` items' worth. A task is taken alone: ``[task]``."""
+        first, self.held = self.held or first or source.get(), None
+        if first is _STOP:
+            return [], True
+        taken = [first]
+        if isinstance(first, _Task):
+            return taken, False
+        size = len(first[0])
+        while size < limit:
+            try:
+                item = source.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return taken, True
+            if isinstance(item, _Task):
+                self.held = item
+                break
+            taken.append(item)
+            size += len(item[0])
+        return taken, False
 
 
 def _settle(future: Future, error: Exception | None = None) -> None:
@@ -128,6 +159,14 @@ class BulkWriter:
         self._hurry.set()
         return future
 
+    def run(self, fn: Callable[[], Any]) -> Future:
+        """Run ``fn`` on the thread that writes to the store, after every batch queued before it;
+        the future completes with its result. With a log, the segments holding those batches are
+        deleted once it has run, so that an erase leaves nothing of its data in the log."""
+        task = _Task(fn)
+        self._queue.put(task)
+        return task.future
+
     def close(self, timeout: float = 30.0) -> None:
         self._queue.put(_STOP)
         self._hurry.set()
@@ -142,10 +181,12 @@ class BulkWriter:
 
     # --- without a log: commit, then answer ---------------------------------------------------
     def _run(self) -> None:
-        stop = False
+        stop, source = False, _Taken()
         while not stop:
-            taken, stop = _take(self._queue, self.max_items_per_write)
-            if taken:
+            taken, stop = source.take(self._queue, self.max_items_per_write)
+            if taken and isinstance(taken[0], _Task):
+                taken[0].run()
+            elif taken:
                 try:
                     self._write(taken)
                 finally:
@@ -183,10 +224,15 @@ class BulkWriter:
         ingest_log.discard(self._applied)
 
     def _run_log(self) -> None:
-        stop = False
+        stop, source = False, _Taken()
         while not stop:
-            taken, stop = _take(self._queue, self.max_items_per_write)
-            if taken:
+            taken, stop = source.take(self._queue, self.max_items_per_write)
+            if taken and isinstance(taken[0], _Task):
+                # Later records go to a new segment: once the task has run, every segment before
+                # it is held by the store and can go.
+                self._log.close()
+                self._applying.put(taken[0])
+            elif taken:
                 self._append(taken)
         self._applying.put(_STOP)
 
@@ -217,14 +263,18 @@ class BulkWriter:
             _settle(future)
 
     def _run_apply(self) -> None:
-        stop = False
+        stop, source = False, _Taken()
         while not stop:
-            first = self._applying.get()
-            if first is not _STOP:
+            first = source.held or self._applying.get()
+            if first is not _STOP and not isinstance(first, _Task):
                 self._hurry.wait(_GATHER_SECONDS)
                 self._hurry.clear()
-            taken, stop = _take(self._applying, self.max_items_per_write, first)
-            if taken:
+            source.held = None
+            taken, stop = source.take(self._applying, self.max_items_per_write, first)
+            if taken and isinstance(taken[0], _Task):
+                taken[0].run()
+                self._log.discard(self._applied)
+            elif taken:
                 try:
                     self._apply([(position, rows) for rows, position in taken])
                 finally:

@@ -1,0 +1,160 @@
+"""What the ClickHouse store does for privacy: project settings (redaction rules, retention),
+deleting sessions with their events (erase, retention), and making sure deleted data is gone from
+disk: a delete mutation writes new parts without the rows, and the parts it replaced, which still
+hold them, are removed (see :meth:`ClickHousePrivacy.reclaim`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Expr
+from tracehive.store.base import Row
+from tracehive.store.clickhouse_filter import to_clickhouse_sql
+from tracehive.store.columns import EVENT_COLUMNS
+from tracehive.store.migrations import Migration
+from tracehive.store.rows import record_row
+
+_PROJECT_SETTINGS = """
+CREATE TABLE IF NOT EXISTS {db}.project_settings (
+    project String, version UInt32, settings String, secret String,
+    saved_at DateTime64(3, 'UTC'), saved_by String
+) ENGINE = ReplacingMergeTree ORDER BY (project, version)
+"""
+MIGRATION = Migration(6, "project settings: redaction rules and retention, versioned", (_PROJECT_SETTINGS,))
+_SETTINGS_COLUMNS = "project, version, settings, secret, saved_at, saved_by"
+# Tables holding session or event data, in the order an erase empties them: the sessions first, so
+# that no listing shows a session whose events are already gone.
+DATA_TABLES = ("sessions", "session_updates", "events")
+_SYNC = "SETTINGS mutations_sync = 2"
+SCRATCH_SUFFIX = "_scrub"
+
+
+def _settings_row(values: tuple) -> Row:
+    row = dict(zip(("project", "version", "settings", "secret", "saved_at", "saved_by"), values, strict=True))
+    row["saved_at"] = row["saved_at"].replace(tzinfo=None).isoformat() + "Z"
+    return row
+
+
+class ClickHousePrivacy:
+    """Mixed into :class:`~tracehive.store.clickhouse.ClickHouseStore`."""
+
+    _client: Client
+    _db: str
+    database: str
+
+    def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]: ...
+
+    # --- settings -------------------------------------------------------------------------
+    def save_project_settings(self, project: str, settings: str, secret: str, saved_by: str) -> int:
+        ((latest,),) = self._select(
+            f"SELECT max(version) FROM {self._db}.project_settings WHERE project = {{p:String}}", {"p": project}
+        )
+        version = int(latest or 0) + 1
+        self._client.command(
+            f"INSERT INTO {self._db}.project_settings ({_SETTINGS_COLUMNS}) VALUES "
+            "({p:String}, {v:UInt32}, {s:String}, {k:String}, now64(3), {by:String})",
+            {"p": project, "v": version, "s": settings, "k": secret, "by": saved_by},
+        )
+        return version
+
+    def project_settings(self) -> list[Row]:
+        rows = self._select(
+            f"SELECT {_SETTINGS_COLUMNS} FROM {self._db}.project_settings FINAL "
+            "ORDER BY project, version DESC LIMIT 1 BY project",
+            {},
+        )
+        return [_settings_row(values) for values in rows]
+
+    def project_settings_history(self, project: str) -> list[Row]:
+        rows = self._select(
+            f"SELECT {_SETTINGS_COLUMNS} FROM {self._db}.project_settings FINAL WHERE project = {{p:String}} "
+            "ORDER BY version DESC",
+            {"p": project},
+        )
+        return [_settings_row(values) for values in rows]
+
+    # --- export ---------------------------------------------------------------------------
+    def events_of_sessions(self, keys: list[tuple[str, str]]) -> list[Row]:
+        """The events of these (project, session_id) sessions, by session then start time."""
+        if not keys:
+            return []
+        rows = self._select(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self._db}.events FINAL"
+            " WHERE has({projects:Array(String)}, project) AND has({ids:Array(String)}, session_id)"
+            " AND (project, session_id) IN (SELECT arrayJoin({keys:Array(Tuple(String, String))}))"
+            " ORDER BY project, session_id, start_time, event_id",
+            {"projects": sorted({k[0] for k in keys}), "ids": [k[1] for k in keys], "keys": keys},
+        )
+        return [record_row(EVENT_COLUMNS, values) for values in rows]
+
+    # --- deleting -------------------------------------------------------------------------
+    def delete_sessions(
+        self, project: str, where: Expr, limit: int | None = None, events_where: Expr | None = None
+    ) -> tuple[int, int]:
+        """Delete the sessions of ``project`` that ``where`` selects (at most ``limit``), every event of
+        theirs, and the events ``events_where`` selects. Returns how many sessions and events went.
+        Each table's delete is a synchronous mutation; a server killed between them leaves the rest
+        to the caller's redo (the erase journal; retention simply finds the rest next time)."""
+        from tracehive.store.clickhouse import _session_view  # that module imports this one
+
+        params: dict[str, Any] = {"project": project}
+        sql, filter_params = to_clickhouse_sql(where, SESSION_FIELDS)
+        params.update(filter_params)
+        view = _session_view(self._db, "project = {project:String}")
+        limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
+        ids = [
+            row[0]
+            for row in self._select(
+                f"SELECT session_id FROM ({view}) WHERE {sql} ORDER BY start_time{limit_sql}", params
+            )
+        ]
+        in_ids = "project = {project:String} AND has({ids:Array(String)}, session_id)"
+        event_clause = in_ids
+        event_params: dict[str, Any] = {"project": project, "ids": ids}
+        if events_where is not None:
+            extra_sql, extra_params = to_clickhouse_sql(events_where, EVENT_FIELDS, prefix="e")
+            event_clause = f"project = {{project:String}} AND (has({{ids:Array(String)}}, session_id) OR ({extra_sql}))"
+            event_params.update(extra_params)
+        if not ids and events_where is None:
+            return 0, 0
+        ((events,),) = self._select(f"SELECT count() FROM {self._db}.events FINAL WHERE {event_clause}", event_params)
+        if ids:
+            for table in DATA_TABLES[:2]:
+                self._client.command(f"ALTER TABLE {self._db}.{table} DELETE WHERE {in_ids} {_SYNC}", event_params)
+        if events:
+            self._client.command(f"ALTER TABLE {self._db}.events DELETE WHERE {event_clause} {_SYNC}", event_params)
+        return len(ids), int(events)
+
+    def reclaim(self, scrub: bool) -> bool:
+        """Without ``scrub``, nothing: the delete mutations already wrote parts without the rows,
+        and ClickHouse removes the replaced ones after ``old_parts_lifetime``. With it, make sure
+        the replaced parts go from disk; returns whether they are gone already.
+
+        chDB (one process, run on the writer's thread so its writes wait) rebuilds each table: its
+        clean parts are attached to a scratch table, the table is truncated (which removes every
+        part file at once), and the parts come back, without re-running the materialized views.
+        A ClickHouse server may have other writers, whose inserts a truncate could lose, so there
+        the parts are merged and the tables' ``old_parts_lifetime`` set to zero: ClickHouse removes
+        the replaced parts at its next cleanup (about a minute), and False says so."""
+        if not scrub:
+            return True
+        if "chdb" in type(self._client).__module__:
+            for table in DATA_TABLES:
+                self._rebuild(table)
+            return True
+        for table in DATA_TABLES:
+            self._client.command(f"OPTIMIZE TABLE {self._db}.{table} FINAL")
+            self._client.command(f"ALTER TABLE {self._db}.{table} MODIFY SETTING old_parts_lifetime = 0")
+        return False
+
+    def _rebuild(self, table: str) -> None:
+        scratch = f"{self._db}.{table}{SCRATCH_SUFFIX}"
+        self._client.command(f"DROP TABLE IF EXISTS {scratch} SYNC")
+        self._client.command(f"CREATE TABLE {scratch} AS {self._db}.{table}")
+        self._client.command(f"ALTER TABLE {scratch} ATTACH PARTITION ALL FROM {self._db}.{table}")
+        self._client.command(f"TRUNCATE TABLE {self._db}.{table} SYNC")
+        self._client.command(f"ALTER TABLE {self._db}.{table} ATTACH PARTITION ALL FROM {scratch}")
+        self._client.command(f"DROP TABLE {scratch} SYNC")
