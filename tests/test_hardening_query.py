@@ -23,8 +23,9 @@ LIMITS = Limits()
 QUERY_SECONDS = 2.0
 # Sessions with a list at the length limit: the filter below takes far longer than the budget.
 # ClickHouse checks its time limit between blocks of work, and once chDB has merged the sessions
-# into one block it stops only after that block: fewer sessions keep its test short.
-COSTLY_SESSIONS = {"duckdb": 30, "chdb": 8}
+# into one block it stops only after that block: fewer sessions keep its test short. With 8, a
+# quiet machine ran the whole filter inside the budget (after the filter compilers became one).
+COSTLY_SESSIONS = {"duckdb": 30, "chdb": 24}
 
 
 @pytest.fixture(scope="module", params=("duckdb", "chdb"))
