@@ -164,12 +164,16 @@ def check_langfuse_ingest(client, beta):
 
 
 def check_langfuse_scores(client, beta):
-    """Scores naming beta's trace or session stay in alpha: beta's session gets no feedback."""
-    scores = [{"traceId": beta["session_id"], "name": "stolen", "value": 1},
-              {"sessionId": beta["session_id"], "name": "stolen", "value": 1}]  # fmt: skip
+    """Scores naming beta's trace, session or event stay in alpha: beta's session and event get no feedback."""
+    trace, event = beta["session_id"], beta["event_id"]
+    scores = [{"traceId": trace, "name": "stolen", "value": 1},
+              {"sessionId": trace, "name": "stolen", "value": 1},
+              {"traceId": trace, "observationId": event, "name": "stolen", "value": 1}]  # fmt: skip
     with as_alpha_langfuse(client) as langfuse:
         assert langfuse.post("/api/public/scores", json=scores).status_code == 202
-    assert beta_session(client, beta)["feedback"] == {}
+    session = beta_session(client, beta)
+    assert session["feedback"] == {}
+    assert [event["feedback"] for event in session["events"]] == [{}]
 
 
 def check_langfuse_projects(client, beta):

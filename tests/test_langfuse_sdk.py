@@ -34,6 +34,7 @@ PROGRAM = """
             cost_details={"input": 0.0012, "output": 0.0027},
             metadata={"attempt": 1},
         )
+        langfuse.score_current_span(name="relevance", value=1, data_type="BOOLEAN")
         return "Try the Trailblazer 2."
 
     @observe(name="handle-request")
@@ -103,6 +104,7 @@ def test_a_langfuse_program_lands_as_a_session_with_its_model_call_and_score(ser
     assert (metadata["prompt_tokens"], metadata["completion_tokens"], metadata["total_tokens"]) == (120, 45, 165)
     assert metadata["cost"] == pytest.approx(0.0039)
     assert (metadata["span_kind"], metadata["attempt"]) == ("generation", 1)
+    assert model["feedback"] == {"relevance": True}  # score_current_span: the observation's own score
     # Trace-level keys are the session's, not copied onto every event.
     assert "langfuse" not in metadata and "plan" not in metadata
 
@@ -183,29 +185,40 @@ def test_a_score_waits_for_its_trace_and_never_reaches_another_project(served) -
         partial = client.post("/api/public/scores", json=[{"name": "orphan", "value": 1}])
         assert partial.status_code == 207 and partial.json()["rejected"] == 1
     sessions = server.get("/api/v1/sessions", filter='session_id = "later-session"')["sessions"]
-    observation = {"b2" * 8: {"tone": "polite", "tone_comment": "kind"}}  # an event's score, on its session
-    expected = [("other", {}), (PROJECT, {"accuracy": True, "observations": observation})]
+    expected = [("other", {}), (PROJECT, {"accuracy": True})]
     assert sorted((s["project"], s["feedback"]) for s in sessions) == expected
+    # The observation's score is on its event, in the pair's project only.
+    events = {p: server.get("/api/v1/sessions/later-session", project=p)["events"] for p in ("other", PROJECT)}
+    assert [e["feedback"] for e in events["other"]] == [{}]
+    assert [e["feedback"] for e in events[PROJECT]] == [{"tone": "polite", "tone_comment": "kind"}]
     assert server.get("/api/v1/sessions/elsewhere-1")["feedback"] == {"stars": 4.0}
 
 
 def test_a_waiting_score_is_on_disk_until_its_trace_comes(tmp_path) -> None:
     """What the server acknowledged survives a restart: a new PendingScores reads the file back."""
     path = tmp_path / PENDING_FILE
-    assert PendingScores(path).keep(PROJECT, [("c3" * 16, {"accuracy": 0.5})]) == 1
-    assert PendingScores(path).keep("other", [("c3" * 16, {"accuracy": 0.1})]) == 1
+    assert PendingScores(path).keep(PROJECT, [("c3" * 16, {"accuracy": 0.5}, None)]) == 1
+    assert PendingScores(path).keep("other", [("c3" * 16, {"accuracy": 0.1}, None)]) == 1
     reopened = PendingScores(path)
     trace = Batch(events=[Event(PROJECT, "d4" * 8, "s-9", "c3" * 16, None, "chain", "step", 1, 2)])
-    (update,), keys = reopened.updates_for(Rows.of(trace))
+    (update,), scored, applied = reopened.updates_for(Rows.of(trace))
     assert (update.project, update.session_id, update.namespaces["feedback"]) == (PROJECT, "s-9", {"accuracy": 0.5})
-    reopened.forget(keys)
+    assert scored == {}
+    reopened.forget(applied)
     assert list(PendingScores(path).updates_for(Rows.of(trace))[0]) == []  # the other project's stays
     assert len(path.read_text().splitlines()) == 1
+    # An observation's score waits for its own span, not only its trace's first, and keeps its id on disk.
+    assert PendingScores(tmp_path / "events.jsonl").keep(PROJECT, [("e5" * 16, {"tone": "ok"}, "f6" * 8)]) == 1
+    first = Batch(events=[Event(PROJECT, "a7" * 8, "s-3", "e5" * 16, None, "chain", "step", 1, 2)])
+    assert PendingScores(tmp_path / "events.jsonl").updates_for(Rows.of(first)) == ([], {}, [])
+    second = Batch(events=[Event(PROJECT, "f6" * 8, "s-3", "e5" * 16, None, "chain", "step", 1, 2)])
+    _, scored, applied = PendingScores(tmp_path / "events.jsonl").updates_for(Rows.of(second))
+    assert scored == {PROJECT: [("e5" * 16, "f6" * 8, {"tone": "ok"})]} and len(applied) == 1
     # A project that fills its share cannot crowd out another project's scores.
     full = PendingScores(tmp_path / "full.jsonl", limit=2)
-    assert full.keep("a", [("t1", {"x": 1}), ("t2", {"x": 1}), ("t3", {"x": 1})], now=1000.0) == 2
-    assert full.keep("a", [("t4", {"x": 1})], now=2000.0) == 0
-    assert full.keep("b", [("t1", {"x": 1})]) == 1
+    assert full.keep("a", [("t1", {"x": 1}, None), ("t2", {"x": 1}, None), ("t3", {"x": 1}, None)], now=1000.0) == 2
+    assert full.keep("a", [("t4", {"x": 1}, None)], now=2000.0) == 0
+    assert full.keep("b", [("t1", {"x": 1}, None)]) == 1
     # A day on, the scores whose traces never came make room.
-    assert full.keep("a", [("t5", {"x": 1})], now=1000.0 + MAX_WAIT_SECONDS + 1) == 1
-    assert PendingScores(tmp_path / "full.jsonl").keep("a", [("t6", {"x": 1})], now=3000.0) == 1
+    assert full.keep("a", [("t5", {"x": 1}, None)], now=1000.0 + MAX_WAIT_SECONDS + 1) == 1
+    assert PendingScores(tmp_path / "full.jsonl").keep("a", [("t6", {"x": 1}, None)], now=3000.0) == 1

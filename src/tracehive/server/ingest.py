@@ -17,7 +17,7 @@ from tracehive.server.auth import Principal
 from tracehive.server.deps import ServerState, principal, state
 from tracehive.server.otlp import OtlpError
 from tracehive.server.workers import JSON, PROTOBUF, WorkerLost
-from tracehive.store.base import StoreFullError, StoreOutOfMemory
+from tracehive.store.base import EventFeedback, StoreFullError, StoreOutOfMemory
 from tracehive.store.columns import Rows
 from tracehive.store.writer import Overloaded
 
@@ -122,7 +122,8 @@ class InFlight:
 
 
 async def apply_pending_scores(server: ServerState, rows: Rows) -> None:
-    """Scores that came before their trace (see :mod:`tracehive.server.scores`), now onto its session."""
+    """Scores that came before their trace (see :mod:`tracehive.server.scores`), now onto its
+    session, or onto their events among ``rows``."""
     pending = server.pending
     # A score holding the lock may be about to keep its feedback: wait for it. Otherwise nothing
     # can change between this test and the return (no await), so a score coming later finds the
@@ -130,12 +131,26 @@ async def apply_pending_scores(server: ServerState, rows: Rows) -> None:
     if not pending and not pending.lock.locked():
         return
     async with pending.lock:
-        updates, keys = pending.updates_for(rows)
+        updates, scored, applied = pending.updates_for(rows)
         if updates:
             batch = Batch(sessions=updates)
             redact_batch(batch, server.policies.ingest_redactors())
             await commit(server, Rows.of(batch))
-            pending.forget(keys)
+        for project, items in scored.items():
+            await store_event_feedback(server, project, items)
+        if applied:
+            pending.forget(applied)
+
+
+async def store_event_feedback(server: ServerState, project: str, items: list[EventFeedback]) -> list[bool]:
+    """Merge feedback into stored events of a project (redacted by its rules), on the writer's
+    thread after every batch acknowledged before; returns whether each event was found."""
+    redactor = (server.policies.ingest_redactors() or {}).get(project)
+    if redactor:
+        for _, _, feedback in items:
+            redactor.apply({"feedback": feedback})
+    store = server.store
+    return await asyncio.wrap_future(server.writer.run(lambda: store.add_event_feedback(project, items)))
 
 
 @router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")

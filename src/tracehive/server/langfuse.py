@@ -24,6 +24,7 @@ from tracehive.server import ingest
 from tracehive.server.auth import Principal, basic_credentials
 from tracehive.server.deps import state
 from tracehive.server.limits import LimitError, Limits, enforce_batch
+from tracehive.store.base import EventFeedback
 from tracehive.store.columns import Rows
 
 router = APIRouter(prefix="/api/public", tags=["langfuse"])
@@ -76,15 +77,15 @@ class Score(BaseModel):
     data_type: Literal["NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION"] | None = Field(None, alias="dataType")
 
     def feedback(self) -> dict[str, Any]:
-        """The score as feedback: ``{name: value}`` (and ``<name>_comment``); a score of an
-        observation sits under ``observations.<observation id>`` of its session's feedback."""
+        """The score as feedback of its session or observation (event): ``{name: value}`` (and
+        ``<name>_comment``)."""
         value: Any = self.value
         if self.data_type == "BOOLEAN" and isinstance(value, float):
             value = value != 0
         entry: dict[str, Any] = {self.name: value}
         if self.comment is not None:
             entry[f"{self.name}_comment"] = self.comment
-        return {"observations": {self.observation_id: entry}} if self.observation_id else entry
+        return entry
 
 
 _SCORE_LIST = TypeAdapter(list[Score])
@@ -111,38 +112,44 @@ def _feedback_update(project: str, session_id: str, feedback: dict[str, Any], li
 
 
 async def _store_scores(request: Request, project: str, scores: list[Score]) -> list[str]:
-    """Store scores: onto the session they name, or kept until their trace comes. Returns why
-    each refused score was refused."""
-    limits = state(request).settings.limits
+    """Store scores: onto the session or event they name, or kept until their trace (or event)
+    comes. Returns why each refused score was refused."""
+    server = state(request)
     errors: list[str] = []
     updates: list[SessionUpdate] = []
-    waiting: list[tuple[str, dict[str, Any]]] = []
-    pending = state(request).pending
-    async with pending.lock:
-        traced = list(dict.fromkeys(s.trace_id for s in scores if s.trace_id is not None))
+    observed: list[EventFeedback] = []
+    waiting: list[tuple[str, dict[str, Any], str | None]] = []
+    async with server.pending.lock:
+        traced = list(dict.fromkeys(s.trace_id for s in scores if s.trace_id is not None and not s.observation_id))
         sessions = await run_in_threadpool(_trace_sessions, request, project, traced) if traced else {}
         for score in scores:
-            session_id = sessions.get(score.trace_id) if score.trace_id is not None else score.session_id
-            if session_id is None and score.trace_id is None:
-                errors.append(f"score {score.name!r}: tracehive files scores under a trace (traceId) or a "
-                              "session (sessionId)")  # fmt: skip
+            if score.trace_id is None and (score.session_id is None or score.observation_id is not None):
+                errors.append(f"score {score.name!r}: tracehive files scores under a trace (traceId), an observation "
+                              "(observationId with its traceId) or a session (sessionId)")  # fmt: skip
                 continue
+            session_id = sessions.get(score.trace_id) if score.trace_id is not None else score.session_id
             feedback = score.feedback()
             try:
-                update = _feedback_update(project, session_id or score.trace_id, feedback, limits)
+                update = _feedback_update(project, session_id or score.trace_id, feedback, server.settings.limits)
             except LimitError as exc:
                 errors.append(f"score {score.name!r}: {exc}")
                 continue
-            if session_id is not None:
+            if score.observation_id is not None:
+                observed.append((score.trace_id, score.observation_id, feedback))
+            elif session_id is not None:
                 updates.append(update)
             else:  # its trace has not come yet
-                waiting.append((score.trace_id, feedback))
-        kept = pending.keep(project, waiting)
+                waiting.append((score.trace_id, feedback, None))
+        if observed:
+            found = await ingest.store_event_feedback(server, project, observed)
+            # An observation not stored yet: its span is still on its way (spans and scores travel apart).
+            waiting += [(trace, fb, event) for (trace, event, fb), ok in zip(observed, found, strict=True) if not ok]
+        kept = server.pending.keep(project, waiting)
         errors += ["too many scores are waiting for their traces; send the traces first"] * (len(waiting) - kept)
     if updates:
         batch = Batch(sessions=updates)
-        redact_batch(batch, state(request).policies.ingest_redactors())
-        await ingest.commit(state(request), Rows.of(batch))
+        redact_batch(batch, server.policies.ingest_redactors())
+        await ingest.commit(server, Rows.of(batch))
     return errors
 
 

@@ -14,6 +14,7 @@ from tracehive.filters import Expr, Field
 from tracehive.store.columns import Rows
 
 Row = dict[str, Any]
+EventFeedback = tuple[str, str, dict[str, Any]]  # (trace id, event id, feedback)
 
 
 class StoreFullError(RuntimeError):
@@ -139,6 +140,10 @@ class Store(Protocol):
     def trace_sessions(self, project: str, trace_ids: list[str], since: datetime | None = None) -> dict[str, str]:
         """The session of each of ``trace_ids`` that has an event stored in ``project`` (starting at
         or after ``since``, which lets a store skip older data), by trace id."""
+
+    def add_event_feedback(self, project: str, items: list[EventFeedback]) -> list[bool]:
+        """Merge each feedback into the feedback of the event ``(trace id, event id)`` names in
+        ``project``; returns whether each event was found. Run it on the writer's thread."""
 
     def list_users(self, query: SessionQuery) -> list[Row]:
         """One row per ``user_properties.user_id`` over the sessions the query selects."""

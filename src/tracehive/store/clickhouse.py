@@ -24,10 +24,11 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Field
-from tracehive.model import NAMESPACES, USAGE_FIELDS, SessionUpdate
+from tracehive.model import NAMESPACES, USAGE_FIELDS, SessionUpdate, deep_merge
 from tracehive.store.base import (
     DEFAULT_BUDGET,
     MAX_MATCHES,
+    EventFeedback,
     EventQuery,
     QueryBudget,
     QueryTooCostly,
@@ -463,6 +464,32 @@ class ClickHouseStore(ClickHousePrivacy):
             pa.table({"project": [project], "model": [model], "price": ["" if price is None else dumps(price)],
                       "version": pa.array(self._versions(1), pa.uint64())}),
         )  # fmt: skip
+
+    def add_event_feedback(self, project: str, items: list[EventFeedback]) -> list[bool]:
+        """Merge feedback into stored events' own (as :func:`deep_merge`) by inserting a newer
+        version of each event's row: ``events`` is a ReplacingMergeTree whose last inserted row
+        wins, and every read uses FINAL. The simplest correct way: no table or read changes, and the
+        session aggregates see the same event again, which they count once (distinct ids, sets).
+        The read-modify-write is safe on one server (its writer thread runs it); two servers scoring
+        one event at the same instant could lose one of the two scores."""
+        keys = list(dict.fromkeys((trace_id, event_id) for trace_id, event_id, _ in items))
+        stored = self._client.query_arrow(
+            f"SELECT * FROM {self._db}.events FINAL WHERE project = {{project:String}}"
+            " AND (trace_id, event_id) IN {keys:Array(Tuple(String, String))}",
+            {"project": project, "keys": keys},
+        )
+        if not stored.num_rows:
+            return [False] * len(items)
+        index = stored.schema.get_field_index("feedback")
+        rows = list(zip(stored["trace_id"].to_pylist(), stored["event_id"].to_pylist(), strict=True))
+        merged = [orjson.loads(text) if text else {} for text in stored["feedback"].to_pylist()]
+        for trace_id, event_id, feedback in items:
+            for i, key in enumerate(rows):
+                if key == (trace_id, event_id):
+                    merged[i] = deep_merge(merged[i], feedback)
+        texts = pa.array([dumps(feedback) for feedback in merged], pa.string())
+        self._client.insert_arrow(f"{self._db}.events", stored.set_column(index, "feedback", texts))
+        return [(trace_id, event_id) in rows for trace_id, event_id, _ in items]
 
     def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
         params: dict[str, Any] = {"limit": limit}

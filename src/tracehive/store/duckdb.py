@@ -27,6 +27,7 @@ from tracehive.model import MODEL_EVENT_TYPE, NAMESPACES, USAGE_FIELDS, SessionU
 from tracehive.store.base import (
     DEFAULT_BUDGET,
     MAX_MATCHES,
+    EventFeedback,
     EventQuery,
     QueryBudget,
     QueryTooCostly,
@@ -815,6 +816,32 @@ class DuckDBStore(DuckDBPrivacy):
         cursor.execute("DELETE FROM project_prices WHERE project = ? AND model = ?", [project, model])
         if price is not None:
             cursor.execute("INSERT INTO project_prices VALUES (?, ?, ?)", [project, model, _dumps(price)])
+
+    @gated
+    def add_event_feedback(self, project: str, items: list[EventFeedback]) -> list[bool]:
+        """Merge feedback into stored events' own (as :func:`deep_merge`), in one transaction: an
+        update of the row's ``feedback`` column, which is no key, so DuckDB changes it in place."""
+        cursor = self._cursor()
+        found = []
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            for trace_id, event_id, feedback in items:
+                rows = cursor.execute(
+                    "SELECT session_id, feedback FROM events WHERE project = ? AND trace_id = ? AND event_id = ?",
+                    [project, trace_id, event_id],
+                ).fetchall()
+                for session_id, stored in rows:
+                    merged = deep_merge(orjson.loads(stored) if stored else {}, feedback)
+                    cursor.execute(
+                        "UPDATE events SET feedback = ? WHERE project = ? AND session_id = ? AND event_id = ?",
+                        [_dumps(merged), project, session_id, event_id],
+                    )
+                found.append(bool(rows))
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        return found
 
     @gated
     def unpriced_models(self, projects: tuple[str, ...] | None, limit: int = 200) -> list[Row]:
