@@ -5,26 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import clickhouse_connect
 import httpx
 import pytest
 from tests.conftest import Server, start_server_on
 from tests.test_langfuse_sdk import basic, langfuse_pair
+from tests.test_store_backends import BACKENDS, open_backend
 
 from tracehive.model import Batch, Event
-from tracehive.store.clickhouse import ClickHouseStore
 from tracehive.store.columns import Rows
-from tracehive.store.duckdb import DuckDBStore
 
 TRACE = "c7" * 16
 
 
-@pytest.fixture(params=["duckdb", "clickhouse"])
+@pytest.fixture(params=BACKENDS)
 def store(request, tmp_path, chdb_dsn):
-    if request.param == "duckdb":
-        opened = DuckDBStore(tmp_path / "t.duckdb")
-    else:
-        opened = ClickHouseStore(clickhouse_connect.get_client(dsn=chdb_dsn), database=f"fb_{tmp_path.name[-12:]}")
+    opened = open_backend(request.param, tmp_path, chdb_dsn, f"feedback_{tmp_path.name[-12:]}")
     yield opened
     opened.close()
 
@@ -47,7 +42,7 @@ def test_event_feedback_merges_into_the_named_event_only(store) -> None:
     assert session["feedback"] == {}
 
 
-@pytest.fixture(scope="module", params=["duckdb", "clickhouse"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def served(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
     server = start_server_on(request.param, tmp_path_factory.mktemp(f"event-feedback-{request.param}"))
     try:

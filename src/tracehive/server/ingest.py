@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -75,8 +78,13 @@ def retry_later(message: str) -> HTTPException:
 
 async def commit(server: ServerState, rows: Rows) -> None:
     """Hand a batch to the writer and wait until it is durable, mapping failures onto HTTP."""
+    await written(lambda: server.writer.submit(rows))
+
+
+async def written(start: Callable[[], Future]) -> Any:
+    """Wait for a write the writer was handed (``start`` hands it over), mapping failures onto HTTP."""
     try:
-        await asyncio.wrap_future(server.writer.submit(rows))
+        return await asyncio.wrap_future(start())
     except Overloaded:
         raise retry_later("server is overloaded") from None
     except StoreFullError:
@@ -150,7 +158,7 @@ async def store_event_feedback(server: ServerState, project: str, items: list[Ev
         for _, _, feedback in items:
             redactor.apply({"feedback": feedback})
     store = server.store
-    return await asyncio.wrap_future(server.writer.run(lambda: store.add_event_feedback(project, items)))
+    return await written(lambda: server.writer.run(lambda: store.add_event_feedback(project, items)))
 
 
 @router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")
