@@ -62,14 +62,20 @@ def spans(*span_ids: str) -> dict:
 def test_an_observation_score_lands_on_its_event_before_or_after_the_span(served) -> None:
     server, pair = served
     stored, later = "a1" * 8, "b2" * 8
+    # The project's redaction rules apply to an event's scores as to any feedback, once.
+    with server.client() as admin:
+        rules = [{"path": f"feedback.{name}_comment", "action": "hash"} for name in ("tone", "correct")]
+        assert admin.put("/api/v1/projects/shop/privacy", json={"redact": rules}).status_code == 200
     with httpx.Client(base_url=server.url, headers=pair) as client:
         assert client.post("/api/public/otel/v1/traces", json=spans(stored)).status_code == 200
         scores = [{"traceId": TRACE, "observationId": stored, "name": "tone", "value": "polite", "comment": "kind"},
-                  {"traceId": TRACE, "observationId": later, "name": "correct", "value": 1, "dataType": "BOOLEAN"},
+                  {"traceId": TRACE, "observationId": later, "name": "correct", "value": 1, "dataType": "BOOLEAN",
+                   "comment": "kind"},
                   {"traceId": TRACE, "name": "helpfulness", "value": 0.5}]  # fmt: skip
         assert client.post("/api/public/scores", json=scores).status_code == 202
         # The stored event has its score at once; the other's waits for its span.
-        assert server.get(f"/api/v1/events/{stored}")["feedback"] == {"tone": "polite", "tone_comment": "kind"}
+        hashed = server.get(f"/api/v1/events/{stored}")["feedback"]
+        assert hashed["tone"] == "polite" and hashed["tone_comment"].startswith("hmac:")
         assert len((server.data_dir / "pending-scores.jsonl").read_text().splitlines()) == 1
     with httpx.Client(base_url=server.url, headers=pair) as client:
         assert client.post("/api/public/otel/v1/traces", json=spans(later)).status_code == 200
@@ -82,6 +88,9 @@ def test_an_observation_score_lands_on_its_event_before_or_after_the_span(served
     session = server.get("/api/v1/sessions/chat-7")
     assert session["feedback"] == {"helpfulness": 0.5}
     feedback = {event["event_id"]: event["feedback"] for event in session["events"]}
-    assert feedback == {stored: {"tone": "polite", "tone_comment": "kind", "stars": 4.0}, later: {"correct": True}}
+    kind = hashed["tone_comment"]  # the waiting score's comment hashed once, as the other's
+    expected = {stored: {"tone": "polite", "tone_comment": kind, "stars": 4.0},
+                later: {"correct": True, "correct_comment": kind}}  # fmt: skip
+    assert feedback == expected
     assert session["event_count"] == 2
     assert not (server.data_dir / "pending-scores.jsonl").read_text().strip()

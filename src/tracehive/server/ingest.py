@@ -6,6 +6,7 @@ A request is answered 200 only once everything it carried is committed to the st
 from __future__ import annotations
 
 import asyncio
+import copy
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -154,7 +155,8 @@ async def store_event_feedback(server: ServerState, project: str, items: list[Ev
     """Merge feedback into stored events of a project (redacted by its rules), on the writer's
     thread after every batch acknowledged before; returns whether each event was found."""
     redactor = (server.policies.ingest_redactors() or {}).get(project)
-    if redactor:
+    if redactor:  # on copies: a score not stored here waits, and is redacted when it is stored
+        items = [(trace_id, event_id, copy.deepcopy(feedback)) for trace_id, event_id, feedback in items]
         for _, _, feedback in items:
             redactor.apply({"feedback": feedback})
     store = server.store
