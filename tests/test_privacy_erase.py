@@ -114,8 +114,9 @@ def test_erase_needs_the_projects_key(served):
     assert bad.status_code == 400 and "user_id" in bad.json()["detail"]
 
 
-def test_kill_9_during_an_erase_is_finished_on_restart(tmp_path):
-    server = start_server(tmp_path, "--ingest-workers", "0")
+@pytest.mark.parametrize("backend", ["duckdb", "clickhouse"])
+def test_kill_9_during_an_erase_is_finished_on_restart(tmp_path, backend):
+    server = start_server_on(backend, tmp_path, "--ingest-workers", "0")
     project, gone, kept = "k9", "victim", "bystander"
     marker = f"vm{uuid.uuid4().hex}"
     try:
@@ -134,7 +135,7 @@ def test_kill_9_during_an_erase_is_finished_on_restart(tmp_path):
         server.process.wait()
     finally:
         server.stop()
-    restarted = start_server(tmp_path, "--ingest-workers", "0")
+    restarted = start_server_on(backend, tmp_path, "--ingest-workers", "0")
     try:
         assert snapshot(restarted, project, gone) == {"sessions": [], "users": []}
         assert snapshot(restarted, project, kept) == kept_before
@@ -142,6 +143,50 @@ def test_kill_9_during_an_erase_is_finished_on_restart(tmp_path):
         assert files_holding(tmp_path, marker.encode()) == []
         entries = restarted.get("/api/v1/audit", project=project)["entries"]
         assert any(e["action"] == "erase_user" and e["redone"] for e in entries)
+    finally:
+        restarted.stop()
+
+
+_CUT_AFTER_TRUNCATE = """
+import sys
+from pathlib import Path
+import orjson
+from tracehive.server.erase import user_filter
+from tracehive.store import open_store
+from tracehive.store.clickhouse_privacy import SCRATCH_SUFFIX
+
+data_dir, project, user_id = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+store = open_store(f"chdb://{data_dir / 'chdb'}?database=served", data_dir)
+journal = data_dir / "erase-journal"
+journal.mkdir()
+job = {"id": "cut", "project": project, "user_id": user_id, "who": "admin"}
+(journal / "cut.json").write_bytes(orjson.dumps(job))
+store.delete_sessions(project, user_filter(user_id), events_where=user_filter(user_id))
+for table in ("sessions", "events"):  # the steps of a rebuild up to its truncate, then the kill
+    scratch = f"served.{table}{SCRATCH_SUFFIX}"
+    store._client.command(f"CREATE TABLE {scratch} AS served.{table}")
+    store._client.command(f"ALTER TABLE {scratch} ATTACH PARTITION ALL FROM served.{table}")
+    store._client.command(f"TRUNCATE TABLE served.{table} SYNC")
+"""
+
+
+def test_chdb_erase_killed_between_truncate_and_reattach_loses_nobody(tmp_path):
+    """The chDB scrub truncates a table and attaches its clean parts back: killed in between, the
+    parts are only in the scratch table, and the redo puts them back rather than dropping them."""
+    server = start_server_on("clickhouse", tmp_path, "--ingest-workers", "0")
+    project, gone, kept = "cut", "victim", "bystander"
+    try:
+        send_user(server, project, gone, "v" + uuid.uuid4().hex)
+        send_user(server, project, kept, "k" + uuid.uuid4().hex)
+        kept_before = snapshot(server, project, kept)
+    finally:
+        server.stop()
+    subprocess.run([sys.executable, "-c", _CUT_AFTER_TRUNCATE, str(tmp_path), project, gone], check=True, timeout=120)
+    restarted = start_server_on("clickhouse", tmp_path, "--ingest-workers", "0")
+    try:
+        assert snapshot(restarted, project, kept) == kept_before
+        assert snapshot(restarted, project, gone) == {"sessions": [], "users": []}
+        assert list((tmp_path / "erase-journal").iterdir()) == []
     finally:
         restarted.stop()
 

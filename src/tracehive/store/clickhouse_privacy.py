@@ -152,9 +152,29 @@ class ClickHousePrivacy:
 
     def _rebuild(self, table: str) -> None:
         scratch = f"{self._db}.{table}{SCRATCH_SUFFIX}"
+        self._restore_from_scratch(table)
         self._client.command(f"DROP TABLE IF EXISTS {scratch} SYNC")
         self._client.command(f"CREATE TABLE {scratch} AS {self._db}.{table}")
         self._client.command(f"ALTER TABLE {scratch} ATTACH PARTITION ALL FROM {self._db}.{table}")
         self._client.command(f"TRUNCATE TABLE {self._db}.{table} SYNC")
         self._client.command(f"ALTER TABLE {self._db}.{table} ATTACH PARTITION ALL FROM {scratch}")
         self._client.command(f"DROP TABLE {scratch} SYNC")
+
+    def _restore_from_scratch(self, table: str) -> None:
+        """A rebuild killed after its truncate left the table's parts only in the scratch table: put
+        back every partition the scratch table has and the table lacks. Killed at any other step, the
+        table has all of its partitions and the scratch table is only a copy, so nothing moves."""
+        exists = "SELECT 1 FROM system.tables WHERE database = {db:String} AND name = {t:String}"
+        if not self._select(exists, {"db": self.database, "t": table + SCRATCH_SUFFIX}):
+            return
+        parts = (
+            "SELECT DISTINCT partition_id FROM system.parts"
+            " WHERE database = {db:String} AND table = {t:String} AND active"
+        )
+        kept = {row[0] for row in self._select(parts, {"db": self.database, "t": table})}
+        for (partition,) in self._select(parts, {"db": self.database, "t": table + SCRATCH_SUFFIX}):
+            if partition not in kept:
+                self._client.command(
+                    f"ALTER TABLE {self._db}.{table} ATTACH PARTITION ID '{partition}'"
+                    f" FROM {self._db}.{table}{SCRATCH_SUFFIX}"
+                )
