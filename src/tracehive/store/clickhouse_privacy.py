@@ -121,12 +121,39 @@ class ClickHousePrivacy:
         if not ids and events_where is None:
             return 0, 0
         ((events,),) = self._select(f"SELECT count() FROM {self._db}.events FINAL WHERE {event_clause}", event_params)
+        others = sorted(
+            {row[0] for row in self._select(f"SELECT DISTINCT session_id FROM {self._db}.events WHERE {event_clause}",
+                                            event_params)} - set(ids)
+        )  # fmt: skip
         if ids:
             for table in DATA_TABLES[:2]:
                 self._client.command(f"ALTER TABLE {self._db}.{table} DELETE WHERE {in_ids} {_SYNC}", event_params)
         if events:
             self._client.command(f"ALTER TABLE {self._db}.events DELETE WHERE {event_clause} {_SYNC}", event_params)
+        self._recount(project, others)
         return len(ids), int(events)
+
+    def _recount(self, project: str, session_ids: list[str]) -> None:
+        """Sessions that lost some of their events (an erased user's, in another user's session):
+        their aggregate rows still count the events, so they are deleted and made again from what the
+        session has left, by the same queries as the materialized views that fill them."""
+        from tracehive.store.clickhouse_schema import MODEL_CALLS_OF_EVENTS, SESSIONS_OF_EVENTS, SESSIONS_OF_UPDATES
+
+        if not session_ids:
+            return
+        params = {"project": project, "ids": session_ids}
+        picked = "project = {project:String} AND has({ids:Array(String)}, session_id)"
+        self._client.command(f"ALTER TABLE {self._db}.sessions DELETE WHERE {picked} {_SYNC}", params)
+        for columns, select in (
+            ("start_time, end_time, event_ids, error_ids", SESSIONS_OF_EVENTS),
+            ("session_name, source, start_time, end_time, updates", SESSIONS_OF_UPDATES),
+            ("model_usage", MODEL_CALLS_OF_EVENTS),
+        ):
+            self._client.command(
+                f"INSERT INTO {self._db}.sessions (project, session_id, {columns}) "
+                f"SELECT * FROM ({select.format(db=self._db)}) WHERE {picked}",
+                params,
+            )
 
     def reclaim(self, scrub: bool) -> bool:
         """Without ``scrub``, nothing: the delete mutations already wrote parts without the rows,
