@@ -25,8 +25,7 @@ CREATE TABLE IF NOT EXISTS {db}.project_settings (
 """
 MIGRATION = Migration(6, "project settings: redaction rules and retention, versioned", (_PROJECT_SETTINGS,))
 _SETTINGS_COLUMNS = "project, version, settings, secret, saved_at, saved_by"
-# Tables holding session or event data, in the order an erase empties them: the sessions first, so
-# that no listing shows a session whose events are already gone.
+# Tables holding session or event data, each rebuilt by a scrub.
 DATA_TABLES = ("sessions", "session_updates", "events")
 _SYNC = "SETTINGS mutations_sync = 2"
 SCRATCH_SUFFIX = "_scrub"
@@ -97,7 +96,8 @@ class ClickHousePrivacy:
         """Delete the sessions of ``project`` that ``where`` selects (at most ``limit``), every event of
         theirs, and the events ``events_where`` selects. Returns how many sessions and events went.
         Each table's delete is a synchronous mutation; a server killed between them leaves the rest
-        to the caller's redo (the erase journal; retention simply finds the rest next time)."""
+        to the caller's redo (the erase journal; retention simply finds the rest next time). While
+        they run, a reader may see a session whose events are already gone."""
         from tracehive.store.clickhouse import _session_view  # that module imports this one
 
         params: dict[str, Any] = {"project": project}
@@ -125,11 +125,13 @@ class ClickHousePrivacy:
             {row[0] for row in self._select(f"SELECT DISTINCT session_id FROM {self._db}.events WHERE {event_clause}",
                                             event_params)} - set(ids)
         )  # fmt: skip
-        if ids:
-            for table in DATA_TABLES[:2]:
-                self._client.command(f"ALTER TABLE {self._db}.{table} DELETE WHERE {in_ids} {_SYNC}", event_params)
+        # The sessions' own rows go last: they are how a redo finds the sessions, so a server killed
+        # between these mutations leaves what the redo needs to finish the erase.
         if events:
             self._client.command(f"ALTER TABLE {self._db}.events DELETE WHERE {event_clause} {_SYNC}", event_params)
+        if ids:
+            for table in ("session_updates", "sessions"):
+                self._client.command(f"ALTER TABLE {self._db}.{table} DELETE WHERE {in_ids} {_SYNC}", event_params)
         self._recount(project, others)
         return len(ids), int(events)
 
