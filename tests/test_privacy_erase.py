@@ -114,8 +114,9 @@ def test_erase_needs_the_projects_key(served):
     assert bad.status_code == 400 and "user_id" in bad.json()["detail"]
 
 
-def test_kill_9_during_an_erase_is_finished_on_restart(tmp_path):
-    server = start_server(tmp_path, "--ingest-workers", "0")
+@pytest.mark.parametrize("backend", ["duckdb", "clickhouse"])
+def test_kill_9_during_an_erase_is_finished_on_restart(tmp_path, backend):
+    server = start_server_on(backend, tmp_path, "--ingest-workers", "0")
     project, gone, kept = "k9", "victim", "bystander"
     marker = f"vm{uuid.uuid4().hex}"
     try:
@@ -134,7 +135,7 @@ def test_kill_9_during_an_erase_is_finished_on_restart(tmp_path):
         server.process.wait()
     finally:
         server.stop()
-    restarted = start_server(tmp_path, "--ingest-workers", "0")
+    restarted = start_server_on(backend, tmp_path, "--ingest-workers", "0")
     try:
         assert snapshot(restarted, project, gone) == {"sessions": [], "users": []}
         assert snapshot(restarted, project, kept) == kept_before
@@ -142,6 +143,61 @@ def test_kill_9_during_an_erase_is_finished_on_restart(tmp_path):
         assert files_holding(tmp_path, marker.encode()) == []
         entries = restarted.get("/api/v1/audit", project=project)["entries"]
         assert any(e["action"] == "erase_user" and e["redone"] for e in entries)
+    finally:
+        restarted.stop()
+
+
+_ERASE_CUT_SHORT = """
+import os, sys
+from pathlib import Path
+import orjson
+from tracehive.server.erase import user_filter
+from tracehive.store import open_store
+
+data_dir, project, user_id, word, nth = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+store = open_store(f"chdb://{data_dir / 'chdb'}?database=served", data_dir)
+journal = data_dir / "erase-journal"
+journal.mkdir()
+(journal / "cut.json").write_bytes(orjson.dumps({"id": "cut", "project": project, "user_id": user_id, "who": "a"}))
+command, seen = store._client.command, []
+
+def command_then_die(sql, *args, **kwargs):  # the process dies right after the nth statement with word
+    done = command(sql, *args, **kwargs)
+    seen.extend([sql] if word in sql else [])
+    if len(seen) == nth:
+        os._exit(9)
+    return done
+
+store._client.command = command_then_die
+store.delete_sessions(project, user_filter(user_id), events_where=user_filter(user_id))
+store.reclaim(scrub=True)
+"""
+
+
+@pytest.mark.parametrize("word,nth", [("DELETE", 1), ("DELETE", 2), ("TRUNCATE", 1), ("TRUNCATE", 3)])
+def test_chdb_erase_cut_short_at_each_step_is_redone_whole(tmp_path, word, nth):
+    """An erase on chDB killed right after each of its steps (the delete mutations; a scrub's
+    truncate, after which the clean parts are only in the scratch table) is redone on restart: the
+    user is gone from every view and from disk, and nobody else lost anything."""
+    server = start_server_on("clickhouse", tmp_path, "--ingest-workers", "0")
+    project, gone, kept, marker = "cut", "victim", "bystander", "v" + uuid.uuid4().hex
+    try:
+        send_user(server, project, gone, marker)
+        send_user(server, project, kept, "k" + uuid.uuid4().hex)
+        kept_before = snapshot(server, project, kept)
+    finally:
+        server.stop()
+    cut = subprocess.run([sys.executable, "-c", _ERASE_CUT_SHORT, str(tmp_path), project, gone, word, str(nth)],
+                         timeout=120)  # fmt: skip
+    assert cut.returncode == 9, "the erase was cut short where the test meant"
+    restarted = start_server_on("clickhouse", tmp_path, "--ingest-workers", "0")
+    try:
+        assert snapshot(restarted, project, kept) == kept_before
+        assert snapshot(restarted, project, gone) == {"sessions": [], "users": []}
+        with Client(restarted.url, restarted.key) as client:
+            assert {row["user_id"] for row in client.events(project=project)} == {kept}
+        assert list((tmp_path / "erase-journal").iterdir()) == []
+        assert files_holding(tmp_path, marker.encode()) == []
     finally:
         restarted.stop()
 

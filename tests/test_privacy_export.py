@@ -10,8 +10,10 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 import pandas as pd
+import polars as pl
 import pytest
 from tests.conftest import start_server, start_server_on
 from tests.otlp_payloads import json_request, new_span_id, new_trace_id
@@ -145,6 +147,16 @@ def test_client_sessions_as_dicts_and_frames(exported):
         frame = found.to_pandas()
         assert list(frame["session_id"]) == [s["session_id"] for s in found]
         assert json.loads(frame["user_properties"][0]) == found[0]["user_properties"]
+        polar = found.to_polars()
+    # The same columns, values and types as pandas gives (pandas' NaN/NaT are polars' None).
+    assert polar.columns == list(frame.columns) and polar.height == len(frame)
+    assert polar.to_pandas().equals(frame), "polars and pandas frames differ"
+    assert dict(polar.schema)["start_time"] == pl.Datetime("us", "UTC") and polar["event_count"].dtype == pl.Int64
+    assert polar["duration_ms"].dtype == pl.Float64 and polar["user_properties"].dtype == pl.String
+    first = polar.row(0, named=True)
+    assert first["session_id"] == found[0]["session_id"] and first["event_count"] == found[0]["event_count"]
+    assert json.loads(first["user_properties"]) == found[0]["user_properties"]
+    assert first["start_time"] == datetime.fromisoformat(found[0]["start_time"].replace("Z", "+00:00"))
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "clickhouse"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import clickhouse_connect
 import pytest
 from tests.conftest import files_holding
-from tests.store_scenario import SECOND, T0, event, update
+from tests.store_scenario import SECOND, T0, event, model_call, update
 
 from tracehive.filters import Compare, Field, parse
 from tracehive.model import Batch
@@ -75,6 +75,30 @@ def test_delete_a_users_sessions_and_events_only(opened):
     kept = store.get_session("k1", ("web",))
     assert [e["event_id"] for e in kept["events"]] == ["k1-e1"]
     assert store.list_sessions(SessionQuery(projects=("web",), filter=parse('user_id = "gone"'))) == []
+
+
+def test_an_erased_users_events_leave_the_others_session_counted_again(opened):
+    """k2 is the kept user's session; one of its model calls, which failed, names the erased user."""
+    _, store, _, _ = opened
+    theirs = model_call("k2", "k2-e2", T0 + 2 * SECOND, prompt_tokens=100, completion_tokens=50, cost=2.5)
+    theirs.error, theirs.namespaces["user_properties"] = "rate limited", {"user_id": "gone"}
+    kept_calls = [
+        event("k2", "k2-e0", T0, project="llm"),
+        model_call("k2", "k2-e1", T0 + SECOND, prompt_tokens=10, completion_tokens=5, cost=0.25),
+    ]
+    store.write(
+        Rows.of(
+            Batch(events=[*kept_calls, theirs], sessions=[update("k2", "llm", user_properties={"user_id": "kept"})])
+        )
+    )
+    totals = ("event_count", "error_count", "model_calls", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
+    assert [store.get_session("k2", ("llm",))[k] for k in totals] == [3, 1, 2, 110, 55, 165, 2.75]
+    gone = Compare(Field("user_properties", ("user_id",)), "=", "gone")
+    assert store.delete_sessions("llm", gone, events_where=gone) == (0, 1)
+    (listed,) = store.list_sessions(SessionQuery(projects=("llm",)))
+    shown = store.get_session("k2", ("llm",))
+    assert [shown[k] for k in totals] == [listed[k] for k in totals] == [2, 0, 1, 10, 5, 15, 0.25]
+    assert (shown["user_properties"], shown["start_time"]) == ({"user_id": "kept"}, listed["start_time"])
 
 
 def test_delete_in_bounded_steps_oldest_first(opened):

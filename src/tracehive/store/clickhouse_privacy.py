@@ -25,8 +25,7 @@ CREATE TABLE IF NOT EXISTS {db}.project_settings (
 """
 MIGRATION = Migration(6, "project settings: redaction rules and retention, versioned", (_PROJECT_SETTINGS,))
 _SETTINGS_COLUMNS = "project, version, settings, secret, saved_at, saved_by"
-# Tables holding session or event data, in the order an erase empties them: the sessions first, so
-# that no listing shows a session whose events are already gone.
+# Tables holding session or event data, each rebuilt by a scrub.
 DATA_TABLES = ("sessions", "session_updates", "events")
 _SYNC = "SETTINGS mutations_sync = 2"
 SCRATCH_SUFFIX = "_scrub"
@@ -97,7 +96,8 @@ class ClickHousePrivacy:
         """Delete the sessions of ``project`` that ``where`` selects (at most ``limit``), every event of
         theirs, and the events ``events_where`` selects. Returns how many sessions and events went.
         Each table's delete is a synchronous mutation; a server killed between them leaves the rest
-        to the caller's redo (the erase journal; retention simply finds the rest next time)."""
+        to the caller's redo (the erase journal; retention simply finds the rest next time). While
+        they run, a reader may see a session whose events are already gone."""
         from tracehive.store.clickhouse import _session_view  # that module imports this one
 
         params: dict[str, Any] = {"project": project}
@@ -121,12 +121,41 @@ class ClickHousePrivacy:
         if not ids and events_where is None:
             return 0, 0
         ((events,),) = self._select(f"SELECT count() FROM {self._db}.events FINAL WHERE {event_clause}", event_params)
-        if ids:
-            for table in DATA_TABLES[:2]:
-                self._client.command(f"ALTER TABLE {self._db}.{table} DELETE WHERE {in_ids} {_SYNC}", event_params)
+        others = sorted(
+            {row[0] for row in self._select(f"SELECT DISTINCT session_id FROM {self._db}.events WHERE {event_clause}",
+                                            event_params)} - set(ids)
+        )  # fmt: skip
+        # The sessions' own rows go last: they are how a redo finds the sessions, so a server killed
+        # between these mutations leaves what the redo needs to finish the erase.
         if events:
             self._client.command(f"ALTER TABLE {self._db}.events DELETE WHERE {event_clause} {_SYNC}", event_params)
+        if ids:
+            for table in ("session_updates", "sessions"):
+                self._client.command(f"ALTER TABLE {self._db}.{table} DELETE WHERE {in_ids} {_SYNC}", event_params)
+        self._recount(project, others)
         return len(ids), int(events)
+
+    def _recount(self, project: str, session_ids: list[str]) -> None:
+        """Sessions that lost some of their events (an erased user's, in another user's session):
+        their aggregate rows still count the events, so they are deleted and made again from what the
+        session has left, by the same queries as the materialized views that fill them."""
+        from tracehive.store.clickhouse_schema import MODEL_CALLS_OF_EVENTS, SESSIONS_OF_EVENTS, SESSIONS_OF_UPDATES
+
+        if not session_ids:
+            return
+        params = {"project": project, "ids": session_ids}
+        picked = "project = {project:String} AND has({ids:Array(String)}, session_id)"
+        self._client.command(f"ALTER TABLE {self._db}.sessions DELETE WHERE {picked} {_SYNC}", params)
+        for columns, select in (
+            ("start_time, end_time, event_ids, error_ids", SESSIONS_OF_EVENTS),
+            ("session_name, source, start_time, end_time, updates", SESSIONS_OF_UPDATES),
+            ("model_usage", MODEL_CALLS_OF_EVENTS),
+        ):
+            self._client.command(
+                f"INSERT INTO {self._db}.sessions (project, session_id, {columns}) "
+                f"SELECT * FROM ({select.format(db=self._db)}) WHERE {picked}",
+                params,
+            )
 
     def reclaim(self, scrub: bool) -> bool:
         """Without ``scrub``, nothing: the delete mutations already wrote parts without the rows,
@@ -152,9 +181,29 @@ class ClickHousePrivacy:
 
     def _rebuild(self, table: str) -> None:
         scratch = f"{self._db}.{table}{SCRATCH_SUFFIX}"
+        self._restore_from_scratch(table)
         self._client.command(f"DROP TABLE IF EXISTS {scratch} SYNC")
         self._client.command(f"CREATE TABLE {scratch} AS {self._db}.{table}")
         self._client.command(f"ALTER TABLE {scratch} ATTACH PARTITION ALL FROM {self._db}.{table}")
         self._client.command(f"TRUNCATE TABLE {self._db}.{table} SYNC")
         self._client.command(f"ALTER TABLE {self._db}.{table} ATTACH PARTITION ALL FROM {scratch}")
         self._client.command(f"DROP TABLE {scratch} SYNC")
+
+    def _restore_from_scratch(self, table: str) -> None:
+        """A rebuild killed after its truncate left the table's parts only in the scratch table: put
+        back every partition the scratch table has and the table lacks. Killed at any other step, the
+        table has all of its partitions and the scratch table is only a copy, so nothing moves."""
+        exists = "SELECT 1 FROM system.tables WHERE database = {db:String} AND name = {t:String}"
+        if not self._select(exists, {"db": self.database, "t": table + SCRATCH_SUFFIX}):
+            return
+        parts = (
+            "SELECT DISTINCT partition_id FROM system.parts"
+            " WHERE database = {db:String} AND table = {t:String} AND active"
+        )
+        kept = {row[0] for row in self._select(parts, {"db": self.database, "t": table})}
+        for (partition,) in self._select(parts, {"db": self.database, "t": table + SCRATCH_SUFFIX}):
+            if partition not in kept:
+                self._client.command(
+                    f"ALTER TABLE {self._db}.{table} ATTACH PARTITION ID '{partition}'"
+                    f" FROM {self._db}.{table}{SCRATCH_SUFFIX}"
+                )

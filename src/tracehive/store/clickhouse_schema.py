@@ -80,16 +80,17 @@ ORDER BY (project, session_id)
 """
 
 # uniqExact over event ids counts a retried event once, however often it was inserted.
-_SESSIONS_FROM_EVENTS = """
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sessions_from_events TO {db}.sessions AS
+SESSIONS_OF_EVENTS = """
 SELECT project, session_id, min(start_time) AS start_time, max(end_time) AS end_time,
        uniqExactState(event_id) AS event_ids, uniqExactIfState(event_id, error IS NOT NULL) AS error_ids
 FROM {db}.events GROUP BY project, session_id
 """
+_SESSIONS_FROM_EVENTS = (
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sessions_from_events TO {db}.sessions AS" + SESSIONS_OF_EVENTS
+)
 
 # A name or source counts only when set: an empty one keeps version 0 and never wins argMax.
-_SESSIONS_FROM_UPDATES = f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.sessions_from_updates TO {{db}}.sessions AS
+SESSIONS_OF_UPDATES = f"""
 SELECT project, session_id,
        argMaxState(ifNull(session_name, ''), if(ifNull(session_name, '') != '', version, 0)) AS session_name,
        argMaxState(ifNull(source, ''), if(ifNull(source, '') != '', version, 0)) AS source,
@@ -97,6 +98,9 @@ SELECT project, session_id,
        groupArrayState(tuple(version, {", ".join(NAMESPACES)})) AS updates
 FROM {{db}}.session_updates GROUP BY project, session_id
 """
+_SESSIONS_FROM_UPDATES = (
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sessions_from_updates TO {db}.sessions AS" + SESSIONS_OF_UPDATES
+)
 
 # Sessions across requests: the session each trace names; the earliest claim (lowest version) wins.
 _TRACE_SESSIONS = """
@@ -128,7 +132,7 @@ TTL toDateTime(intDiv(version, 1000000000), 'UTC') + INTERVAL 2 DAY
 # a retried event (or the backfill meeting the view) counts once. The view fills it from new
 # events; the INSERT fills it for the events stored before (both may see an event; the set keeps one).
 _MODEL_CALL = "Tuple(String, Int64, Int64, Int64, Nullable(Float64))"
-_MODEL_CALLS_OF_EVENTS = (
+MODEL_CALLS_OF_EVENTS = (
     f"SELECT project, session_id, groupUniqArrayState(CAST(tuple(event_id, {', '.join(usage_sql(CLICKHOUSE))})"
     f" AS {_MODEL_CALL})) AS model_usage FROM {{db}}.events WHERE event_type = '{MODEL_EVENT_TYPE}'"
     " GROUP BY project, session_id"
@@ -136,8 +140,8 @@ _MODEL_CALLS_OF_EVENTS = (
 _USAGE = (
     "ALTER TABLE {db}.sessions ADD COLUMN IF NOT EXISTS model_usage "
     f"AggregateFunction(groupUniqArray, {_MODEL_CALL})",
-    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.model_usage_from_events TO {db}.sessions AS " + _MODEL_CALLS_OF_EVENTS,
-    f"INSERT INTO {{db}}.sessions (project, session_id, model_usage) {_MODEL_CALLS_OF_EVENTS}",
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.model_usage_from_events TO {db}.sessions AS " + MODEL_CALLS_OF_EVENTS,
+    f"INSERT INTO {{db}}.sessions (project, session_id, model_usage) {MODEL_CALLS_OF_EVENTS}",
 )
 
 MIGRATIONS = (

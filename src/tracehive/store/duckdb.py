@@ -112,6 +112,24 @@ FROM (
 ) AS u
 WHERE sessions.project = u.p AND sessions.session_id = u.s
 """
+# The counts and model roll-ups of the sessions in the registered table ``recounted``, from their
+# stored events (after an erase took some of them away); parameters: the project, twice.
+RECOUNT_SESSIONS = f"""
+UPDATE sessions SET event_count = c.events, error_count = c.errors, model_calls = c.calls,
+    prompt_tokens = c.prompt, completion_tokens = c.completion, total_tokens = c.total, cost = c.cost
+FROM (
+    SELECT r.session_id AS s, count(e.session_id) AS events, count(*) FILTER (WHERE e.error IS NOT NULL) AS errors,
+        count(*) FILTER (WHERE e.model) AS calls, coalesce(sum(e.prompt) FILTER (WHERE e.model), 0) AS prompt,
+        coalesce(sum(e.completion) FILTER (WHERE e.model), 0) AS completion,
+        coalesce(sum(e.total) FILTER (WHERE e.model), 0) AS total, sum(e.cost) FILTER (WHERE e.model) AS cost
+    FROM recounted r LEFT JOIN (
+        SELECT session_id, error, event_type = '{MODEL_EVENT_TYPE}' AS model, {_EVENT_USAGE}
+        FROM events WHERE project = ?
+    ) e ON e.session_id = r.session_id
+    GROUP BY r.session_id
+) AS c
+WHERE sessions.project = ? AND sessions.session_id = c.s
+"""
 # Dashboard logins (tracehive.server.logins): the token's hash, the key's hash, the logout form's
 # token, and when the login expires (epoch seconds).
 _LOGINS = """

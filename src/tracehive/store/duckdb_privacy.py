@@ -148,10 +148,15 @@ class DuckDBPrivacy:
                 ).fetchone()
                 if events_where is not None:
                     event_sql, event_params = to_duckdb_sql(events_where, EVENT_FIELDS)
+                    others = cursor.execute(
+                        f"SELECT DISTINCT session_id FROM events WHERE project = ? AND ({event_sql})",
+                        [project, *event_params],
+                    ).fetchall()
                     (more,) = cursor.execute(
                         f"DELETE FROM events WHERE project = ? AND ({event_sql})", [project, *event_params]
                     ).fetchone()
                     events += more
+                    _recount(cursor, project, [row[0] for row in others])
                 (sessions,) = cursor.execute(
                     "DELETE FROM sessions WHERE project = ? AND session_id IN (SELECT session_id FROM doomed)",
                     [project],
@@ -197,3 +202,18 @@ class DuckDBPrivacy:
 
 
 _IDS = pa.schema([("session_id", pa.string())])
+
+
+def _recount(cursor: duckdb.DuckDBPyConnection, project: str, session_ids: list[str]) -> None:
+    """Count again, from the events they have left, the events, errors, model calls, tokens and cost
+    of sessions that lost some of their events (those of an erased user in another user's session).
+    The doomed sessions are among them, already gone: the update finds no row of theirs."""
+    from tracehive.store.duckdb import RECOUNT_SESSIONS  # that module imports this one
+
+    if not session_ids:
+        return
+    cursor.register("recounted", pa.table({"session_id": session_ids}, schema=_IDS))
+    try:
+        cursor.execute(RECOUNT_SESSIONS, [project, project])
+    finally:
+        cursor.unregister("recounted")
