@@ -223,3 +223,43 @@ def test_an_erase_journal_entry_cut_short_is_dropped_at_start(tmp_path):
         assert server.get("/api/v1/health")["status"] == "ok"
     finally:
         server.stop()
+
+
+def test_chdb_erase_cut_short_inside_a_bystanders_recount_is_redone_whole(tmp_path):
+    """The victim's event sits in the bystander's session, so the erase first counts that session
+    again without it. Killed right after the recount deleted the session's aggregate rows (the first
+    DELETE), the restart redoes it: the bystander still has every session, the one that held the
+    victim's event counts one event less, and nothing of the victim is on disk."""
+    server = start_server_on("clickhouse", tmp_path, "--ingest-workers", "0")
+    project, gone, kept, marker = "cut", "victim", "bystander", "v" + uuid.uuid4().hex
+    try:
+        send_user(server, project, kept, "k" + uuid.uuid4().hex)
+        before = {s["session_id"]: s["event_count"] for s in snapshot(server, project, kept)["sessions"]}
+        shared = sorted(before)[0]
+        span = {
+            "trace_id": shared,
+            "span_id": new_span_id(),
+            "name": "asked for the victim",
+            "attributes": {
+                "tracehive.session_id": shared,
+                "tracehive.user_properties": json.dumps({"user_id": gone}),
+                "tracehive.inputs": json.dumps({"q": f"asked by {marker}"}),
+            },
+        }
+        with server.client() as client:
+            answer = client.post("/v1/traces", json=json_request([span], {"tracehive.project": project}))
+        assert answer.status_code == 200, answer.text
+        assert server.get(f"/api/v1/sessions/{shared}")["event_count"] == before[shared] + 1
+    finally:
+        server.stop()
+    cut = subprocess.run([sys.executable, "-c", _ERASE_CUT_SHORT, str(tmp_path), project, gone, "DELETE", "1"],
+                         timeout=120)  # fmt: skip
+    assert cut.returncode == 9, "the erase was cut short where the test meant"
+    restarted = start_server_on("clickhouse", tmp_path, "--ingest-workers", "0")
+    try:
+        after = {s["session_id"]: s["event_count"] for s in snapshot(restarted, project, kept)["sessions"]}
+        assert after == before
+        assert list((tmp_path / "erase-journal").iterdir()) == []
+        assert files_holding(tmp_path, marker.encode()) == []
+    finally:
+        restarted.stop()

@@ -125,6 +125,9 @@ class ClickHousePrivacy:
             {row[0] for row in self._select(f"SELECT DISTINCT session_id FROM {self._db}.events WHERE {event_clause}",
                                             event_params)} - set(ids)
         )  # fmt: skip
+        # Other users' sessions that held some of these events are counted again first, from their
+        # events less these: a server killed before the events go finds them again and redoes it.
+        self._recount(project, others, event_clause, event_params)
         # The sessions' own rows go last: they are how a redo finds the sessions, so a server killed
         # between these mutations leaves what the redo needs to finish the erase.
         if events:
@@ -132,19 +135,20 @@ class ClickHousePrivacy:
         if ids:
             for table in ("session_updates", "sessions"):
                 self._client.command(f"ALTER TABLE {self._db}.{table} DELETE WHERE {in_ids} {_SYNC}", event_params)
-        self._recount(project, others)
         return len(ids), int(events)
 
-    def _recount(self, project: str, session_ids: list[str]) -> None:
-        """Sessions that lost some of their events (an erased user's, in another user's session):
-        their aggregate rows still count the events, so they are deleted and made again from what the
-        session has left, by the same queries as the materialized views that fill them."""
+    def _recount(self, project: str, session_ids: list[str], erased: str, erased_params: dict[str, Any]) -> None:
+        """Sessions about to lose some of their events (an erased user's, in another user's session):
+        their aggregate rows are deleted and made again from the events not ``erased``, by the same
+        queries as the materialized views that fill them. Run before those events are deleted, it
+        can be redone whole after a crash at any point."""
         from tracehive.store.clickhouse_schema import MODEL_CALLS_OF_EVENTS, SESSIONS_OF_EVENTS, SESSIONS_OF_UPDATES
 
         if not session_ids:
             return
-        params = {"project": project, "ids": session_ids}
-        picked = "project = {project:String} AND has({ids:Array(String)}, session_id)"
+        params = {**erased_params, "others": session_ids}
+        picked = "project = {project:String} AND has({others:Array(String)}, session_id)"
+        remaining = f"(SELECT * FROM {self._db}.events WHERE NOT ({erased}))"
         self._client.command(f"ALTER TABLE {self._db}.sessions DELETE WHERE {picked} {_SYNC}", params)
         for columns, select in (
             ("start_time, end_time, event_ids, error_ids", SESSIONS_OF_EVENTS),
@@ -153,7 +157,7 @@ class ClickHousePrivacy:
         ):
             self._client.command(
                 f"INSERT INTO {self._db}.sessions (project, session_id, {columns}) "
-                f"SELECT * FROM ({select.format(db=self._db)}) WHERE {picked}",
+                f"SELECT * FROM ({select.format(db=self._db).replace(f'{self._db}.events', remaining)}) WHERE {picked}",
                 params,
             )
 
