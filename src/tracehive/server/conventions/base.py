@@ -119,6 +119,18 @@ def kinds(table: dict[str, str]) -> Callable[[Any], str | None]:
     return event_type
 
 
+def parsed_items(parse: Callable[[Any], Any], items: list[Any]) -> list[Any] | None:
+    """Each item parsed, those that parse to None left out; None when none is left (a message
+    list no convention could read is no list at all)."""
+    found = [parsed for parsed in map(parse, items) if parsed is not None]
+    return found or None
+
+
+def first_item(found: list[Any] | None) -> Any:
+    """The first of ``found`` (an answer is its first output message), or None."""
+    return found[0] if found else None
+
+
 def as_list(value: Any) -> list[Any]:
     """Indexed attributes nest into a list when their indices run 0..n-1, else into an object
     keyed by index text; either way, the items in index order."""

@@ -19,11 +19,13 @@ from tracehive.server.conventions.base import (
     Prefix,
     as_list,
     clean,
+    first_item,
     integer,
     json_value,
     kinds,
     number,
     openai_tool_call,
+    parsed_items,
     text,
 )
 
@@ -70,13 +72,11 @@ def _message(item: Any) -> dict[str, Any] | None:
 
 
 def messages(value: Any) -> list[dict[str, Any]] | None:
-    found = [m for m in map(_message, as_list(json_value(value))) if m is not None]
-    return found or None
+    return parsed_items(_message, as_list(json_value(value)))
 
 
 def output_message(value: Any) -> dict[str, Any] | None:
-    found = messages(value)
-    return found[0] if found else None
+    return first_item(messages(value))
 
 
 def system_instructions(value: Any) -> dict[str, Any] | None:
@@ -103,13 +103,11 @@ def _flat_message(item: Any) -> dict[str, Any] | None:
 
 
 def flat_messages(value: Any) -> list[dict[str, Any]] | None:
-    found = [m for m in map(_flat_message, as_list(value)) if m is not None]
-    return found or None
+    return parsed_items(_flat_message, as_list(value))
 
 
 def flat_output(value: Any) -> dict[str, Any] | None:
-    found = flat_messages(value)
-    return found[0] if found else None
+    return first_item(flat_messages(value))
 
 
 def _hyper(name: str, read=number) -> Key:

@@ -17,6 +17,7 @@ from tracehive.server.conventions.base import (
     Prefix,
     as_list,
     clean,
+    first_item,
     integer,
     json_object,
     json_value,
@@ -24,6 +25,7 @@ from tracehive.server.conventions.base import (
     number,
     obj,
     openai_tool_call,
+    parsed_items,
     text,
 )
 
@@ -74,14 +76,12 @@ def _message(item: Any) -> dict[str, Any] | None:
 
 
 def messages(value: Any) -> list[dict[str, Any]] | None:
-    found = [m for m in map(_message, as_list(value)) if m is not None]
-    return found or None
+    return parsed_items(_message, as_list(value))
 
 
 def output_message(value: Any) -> dict[str, Any] | None:
     """The first output message is the event's output (HoneyHive's ``outputs``: role, content, tool calls)."""
-    found = messages(value)
-    return found[0] if found else None
+    return first_item(messages(value))
 
 
 def tags(value: Any) -> list[Any] | None:
