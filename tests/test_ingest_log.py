@@ -85,12 +85,34 @@ def rows_of(session: str, events: int, first: int = 0) -> Rows:
     return Rows.of(batch)
 
 
+def traced(event_id: str, trace_id: str, session_id: str | None) -> Rows:
+    """One span of ``trace_id``; with no session it names none (its session is the trace's, joined later)."""
+    event = Event(project="p", event_id=event_id, session_id=session_id or trace_id, trace_id=trace_id,
+                  parent_id=None, event_type="tool", event_name="step", start_ns=10**9, end_ns=10**9 + 5,
+                  session_from_trace=session_id is None)  # fmt: skip
+    return Rows.of(Batch(events=[event]))
+
+
 def test_a_record_survives_encoding():
-    rows = rows_of("s", 3)
-    again = decode(encode(rows))
-    assert again.events.equals(rows.events)
-    assert again.sessions == rows.sessions
-    assert again.totals == rows.totals
+    for rows in (rows_of("s", 3), traced("e1", "t1", "s1"), traced("e2", "t1", None), Rows.empty()):
+        again = decode(encode(rows))
+        assert again.events.equals(rows.events)
+        assert again.sessions == rows.sessions
+        assert again.totals == rows.totals
+        assert (again.claims, again.orphans) == (rows.claims, rows.orphans)
+
+
+def test_recovery_joins_a_span_to_the_session_its_trace_named(tmp_path):
+    """A span that named no session, logged but not yet in the store when the server died, still
+    joins the session another span of its trace named (the log kept the trace claims)."""
+    store = DuckDBStore(tmp_path / "t.duckdb")
+    log = ingest_log_for(store)
+    log.append([encode(traced("e1", "t1", "s1")), encode(traced("e2", "t1", None))])
+    log.close()
+    BulkWriter(store, ingest_log=ingest_log_for(store)).close()
+    assert store.get_session("s1", None)["event_count"] == 2
+    assert store.get_session("t1", None) is None
+    store.close()
 
 
 def test_recovery_writes_what_the_store_lacks_once_and_cuts_a_torn_record(tmp_path):

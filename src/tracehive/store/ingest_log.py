@@ -16,7 +16,6 @@ opens the DuckDB file after a crash must do the same first, or it sees less than
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import os
@@ -31,7 +30,7 @@ import pyarrow as pa
 
 from tracehive.model import SessionUpdate
 from tracehive.store.base import StoreFullError
-from tracehive.store.columns import Rows
+from tracehive.store.columns import EVENT_SCHEMA, Rows
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +43,35 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def encode(rows: Rows) -> bytes:
-    """A batch as a log payload (no pickle: a data folder must never be able to run code)."""
+    """A batch as a log payload (no pickle: a data folder must never be able to run code): its
+    session updates, totals and trace claims as JSON, then its events as one Arrow record batch
+    of :data:`~tracehive.store.columns.EVENT_SCHEMA` (the schema is fixed, so it is not written)."""
     meta = orjson.dumps(
-        {"sessions": [dataclasses.asdict(u) for u in rows.sessions], "totals": rows.totals},
+        {"sessions": rows.sessions, "totals": rows.totals, "claims": rows.claims, "orphans": rows.orphans},
         option=orjson.OPT_NON_STR_KEYS,
     )
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, rows.events.schema) as writer:
-        writer.write_table(rows.events)
-    return _META_LENGTH.pack(len(meta)) + meta + sink.getvalue().to_pybytes()
+    events = b""
+    if rows.events.num_rows:
+        (batch,) = rows.events.combine_chunks().to_batches()
+        events = batch.serialize().to_pybytes()
+    return _META_LENGTH.pack(len(meta)) + meta + events
 
 
 def decode(payload: bytes) -> Rows:
     (length,) = _META_LENGTH.unpack_from(payload)
     start = _META_LENGTH.size
     meta = orjson.loads(payload[start : start + length])
-    events = pa.ipc.open_stream(pa.py_buffer(payload[start + length :])).read_all()
-    sessions = [SessionUpdate(**u) for u in meta["sessions"]]
-    return Rows(events, sessions, [tuple(t) for t in meta["totals"]])
+    events = EVENT_SCHEMA.empty_table()
+    if len(payload) > start + length:
+        batch = pa.ipc.read_record_batch(pa.py_buffer(payload[start + length :]), EVENT_SCHEMA)
+        events = pa.Table.from_batches([batch])
+    return Rows(
+        events,
+        [SessionUpdate(**u) for u in meta["sessions"]],
+        [tuple(t) for t in meta["totals"]],
+        [tuple(c) for c in meta["claims"]],
+        [tuple(o) for o in meta["orphans"]],
+    )
 
 
 class IngestLog:
