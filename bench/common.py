@@ -104,13 +104,14 @@ class Server:
 
 
 def start_tracehive(data_dir: Path, log_name: str = "tracehive.log") -> Server:
-    """``tracehive serve`` from this checkout, with the bench's admin key."""
+    """``tracehive serve`` from this checkout, with the bench's admin key and any options in the
+    environment variable ``BENCH_SERVER_ARGS`` (to compare settings, such as ``--ingest-workers 1``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = data_dir.parent / log_name
     process = subprocess.Popen(
         [sys.executable, "-m", "tracehive", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--api-key", ADMIN_KEY],
+         "--api-key", ADMIN_KEY, *os.environ.get("BENCH_SERVER_ARGS", "").split()],
         stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from tracehive.server.audit import AuditLog
 from tracehive.server.auth import KeyRing, Principal, bearer_token
@@ -61,12 +62,15 @@ def state(request: Request) -> ServerState:
     return request.app.state.tracehive
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     """The caller, from ``Authorization: Bearer KEY``; 401 without a known key. The dashboard's
-    login cookie stands in for a key on reads only (GET), so a cookie can never write."""
+    login cookie stands in for a key on reads only (GET), so a cookie can never write.
+    A key is checked on the event loop (a hash and a dictionary look-up: handing every ingest
+    request to a thread for it cost more than the check, bench/RESULTS.md); a cookie's login is
+    read from the store, on a thread."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None and request.method in ("GET", "HEAD"):
-        found = state(request).logins.find(request.cookies.get(SESSION_COOKIE))
+        found = await run_in_threadpool(state(request).logins.find, request.cookies.get(SESSION_COOKIE))
         if found is not None:
             return found[0]
     if token is None:

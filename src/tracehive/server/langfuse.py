@@ -37,8 +37,9 @@ MAX_COMMENT = 10_000
 RECENT = timedelta(hours=1)  # how far back a score's trace is looked for first
 
 
-def langfuse_principal(request: Request) -> Principal:
-    """The caller, from a Langfuse key pair sent as HTTP Basic credentials; 401 otherwise."""
+async def langfuse_principal(request: Request) -> Principal:
+    """The caller, from a Langfuse key pair sent as HTTP Basic credentials; 401 otherwise (checked
+    on the event loop, like :func:`~tracehive.server.deps.principal`)."""
     credentials = basic_credentials(request.headers.get("authorization"))
     challenge = {"WWW-Authenticate": 'Basic realm="tracehive"'}
     if credentials is None:
