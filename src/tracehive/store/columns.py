@@ -3,6 +3,7 @@ table, ClickHouse through clickhouse-connect's Arrow insert)."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -37,6 +38,7 @@ def _namespace_text(event: Event, ns: str) -> str:
     return dumps(event.namespaces.get(ns))
 
 
+_META_LENGTH = struct.Struct("<I")  # the length of a serialized batch's JSON part
 _TEXT = pa.string()
 _TIME = pa.timestamp("us")
 EVENT_SCHEMA = pa.schema(
@@ -130,6 +132,10 @@ class Rows:
     # the trace id). The store joins the latter to the session the trace names, whenever it comes.
     claims: list[tuple[str, str, str]] = field(default_factory=list)
     orphans: list[tuple[str, str]] = field(default_factory=list)
+    # These rows as bytes (:meth:`to_bytes`), once made. Rows are not changed after they are built,
+    # so a batch mapped in a worker process crosses to the server in this form (see __reduce__)
+    # and the ingest log writes it as it came.
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, batch: Batch) -> Rows:
@@ -206,6 +212,44 @@ class Rows:
 
     def __len__(self) -> int:
         return self.events.num_rows + len(self.sessions)
+
+    def to_bytes(self) -> bytes:
+        """The rows as bytes, the form of an ingest log record (no pickle: a data folder must never
+        be able to run code): the session updates, totals and trace claims as JSON, then the events
+        as one Arrow record batch of :data:`EVENT_SCHEMA` (fixed, so not written). Arrow's format
+        writes only what a sliced column holds, where pickling a slice copies its whole buffer."""
+        if self.encoded is None:
+            meta = orjson.dumps(
+                {"sessions": self.sessions, "totals": self.totals, "claims": self.claims, "orphans": self.orphans},
+                option=orjson.OPT_NON_STR_KEYS,
+            )
+            events = b""
+            if self.events.num_rows:
+                (batch,) = self.events.combine_chunks().to_batches()
+                events = batch.serialize().to_pybytes()
+            self.encoded = _META_LENGTH.pack(len(meta)) + meta + events
+        return self.encoded
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> Rows:
+        (length,) = _META_LENGTH.unpack_from(payload)
+        start = _META_LENGTH.size
+        meta = orjson.loads(payload[start : start + length])
+        events = EVENT_SCHEMA.empty_table()
+        if len(payload) > start + length:
+            batch = pa.ipc.read_record_batch(pa.py_buffer(payload[start + length :]), EVENT_SCHEMA)
+            events = pa.Table.from_batches([batch])
+        return cls(
+            events,
+            [SessionUpdate(**u) for u in meta["sessions"]],
+            [tuple(t) for t in meta["totals"]],
+            [tuple(c) for c in meta["claims"]],
+            [tuple(o) for o in meta["orphans"]],
+            payload,
+        )
+
+    def __reduce__(self) -> tuple:
+        return Rows.from_bytes, (self.to_bytes(),)
 
     def projects(self) -> set[str]:
         """Every project the rows write to."""

@@ -7,8 +7,8 @@ answered, and the store takes what has gathered in the meantime in one transacti
 records the last log position it holds. After a crash the records past that position are written
 again, so nothing acknowledged is lost and nothing is written twice.
 
-A record is a header (position, length, CRC-32 of the payload) and the payload: the session
-updates and totals as JSON, then the events as an Arrow IPC stream. Records live in segment files
+A record is a header (position, length, CRC-32 of the payload) and the payload, a batch as
+:meth:`Rows.to_bytes <tracehive.store.columns.Rows.to_bytes>` gives it. Records live in segment files
 named by their first position; a segment is deleted once the store holds all of it. The server
 replays the log as it starts (:class:`~tracehive.store.writer.BulkWriter`); anything else that
 opens the DuckDB file after a crash must do the same first, or it sees less than was answered.
@@ -25,53 +25,15 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
-import pyarrow as pa
-
-from tracehive.model import SessionUpdate
 from tracehive.store.base import StoreFullError
-from tracehive.store.columns import EVENT_SCHEMA, Rows
 
 log = logging.getLogger(__name__)
 
 LOG_FOLDER = "ingest-log"
 _HEADER = struct.Struct("<QII")  # position, payload length, CRC-32 of the payload
-_META_LENGTH = struct.Struct("<I")
 _SEGMENT_BYTES = 16 << 20
 _SUFFIX = ".log"
 _FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-def encode(rows: Rows) -> bytes:
-    """A batch as a log payload (no pickle: a data folder must never be able to run code): its
-    session updates, totals and trace claims as JSON, then its events as one Arrow record batch
-    of :data:`~tracehive.store.columns.EVENT_SCHEMA` (the schema is fixed, so it is not written)."""
-    meta = orjson.dumps(
-        {"sessions": rows.sessions, "totals": rows.totals, "claims": rows.claims, "orphans": rows.orphans},
-        option=orjson.OPT_NON_STR_KEYS,
-    )
-    events = b""
-    if rows.events.num_rows:
-        (batch,) = rows.events.combine_chunks().to_batches()
-        events = batch.serialize().to_pybytes()
-    return _META_LENGTH.pack(len(meta)) + meta + events
-
-
-def decode(payload: bytes) -> Rows:
-    (length,) = _META_LENGTH.unpack_from(payload)
-    start = _META_LENGTH.size
-    meta = orjson.loads(payload[start : start + length])
-    events = EVENT_SCHEMA.empty_table()
-    if len(payload) > start + length:
-        batch = pa.ipc.read_record_batch(pa.py_buffer(payload[start + length :]), EVENT_SCHEMA)
-        events = pa.Table.from_batches([batch])
-    return Rows(
-        events,
-        [SessionUpdate(**u) for u in meta["sessions"]],
-        [tuple(t) for t in meta["totals"]],
-        [tuple(c) for c in meta["claims"]],
-        [tuple(o) for o in meta["orphans"]],
-    )
 
 
 class IngestLog:

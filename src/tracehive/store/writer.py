@@ -27,7 +27,7 @@ from typing import Any
 
 from tracehive.store.base import Store, StoreFullError
 from tracehive.store.columns import Rows
-from tracehive.store.ingest_log import IngestLog, decode, encode
+from tracehive.store.ingest_log import IngestLog
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class BulkWriter:
         applied = self.store.log_position()
         batch: list[tuple[int, Rows]] = []
         for position, payload in ingest_log.unapplied(applied):
-            batch.append((position, decode(payload)))
+            batch.append((position, Rows.from_bytes(payload)))
             if sum(len(rows) for _, rows in batch) >= self.max_items_per_write:
                 self._apply(batch)
                 batch = []
@@ -240,7 +240,7 @@ class BulkWriter:
         payloads, kept = [], []
         for rows, future in taken:
             try:
-                payloads.append(encode(rows))
+                payloads.append(rows.to_bytes())
                 kept.append((rows, future))
             except Exception as exc:  # a value the log cannot hold fails its own request only
                 log.warning("ingest log: cannot encode a batch: %s", exc)
