@@ -12,7 +12,7 @@ import httpx
 from tests.conftest import ADMIN_KEY, start_server
 from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
 
-from tracehive.server.workers import INLINE_BODY_BYTES
+from tracehive.server.workers import INLINE_BODY_BYTES, default_ingest_workers
 
 SPANS = 200
 HEADERS = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {ADMIN_KEY}"}
@@ -125,3 +125,9 @@ def test_workers_do_not_outlive_a_killed_server(tmp_path):
     while any(alive(pid) for pid in below) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [pid for pid in below if alive(pid)] == []
+
+
+def test_the_default_leaves_the_server_process_a_core(monkeypatch):
+    for cores, workers in ((None, 1), (1, 1), (2, 1), (4, 3), (16, 4)):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        assert default_ingest_workers() == workers

@@ -19,7 +19,7 @@ from tracehive.server.erase import Eraser
 from tracehive.server.errors import KeepConnectionOnError
 from tracehive.server.housekeeping import Housekeeping
 from tracehive.server.policies import PolicyBook
-from tracehive.server.workers import IngestWorkers
+from tracehive.server.workers import IngestWorkers, use_system_allocator
 from tracehive.store import open_store
 from tracehive.store.base import Ambiguous, QueryTooCostly
 from tracehive.store.ingest_log import ingest_log_for
@@ -54,6 +54,7 @@ def open_keys(settings: Settings) -> tuple[KeyRing, str | None]:
 
 
 def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
+    use_system_allocator()
     make_private(settings.data_dir)
     if keys is None:
         keys, _ = open_keys(settings)

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+import pyarrow as pa
+
 from tracehive.privacy import Redactor
 from tracehive.privacy.records import redact_batch
 from tracehive.server.limits import Limits, check_spans, enforce_batch
@@ -34,8 +36,16 @@ JSON = "application/json"
 
 
 def default_ingest_workers() -> int:
-    """One worker per core, up to four (past that the single writer is the limit)."""
-    return min(os.cpu_count() or 1, 4)
+    """One worker per core but one, which the server process keeps busy (HTTP, the ingest log and
+    the writer); at least one, at most four (past that the single writer is the limit). On two
+    cores a second worker added 14% to 500-span requests and 150 MB (bench/RESULTS.md)."""
+    return max(1, min((os.cpu_count() or 1) - 1, 4))
+
+
+def use_system_allocator() -> None:
+    """Arrow's own allocator keeps freed memory for reuse; the C library's gives it back. In the
+    server and each worker that took 40 MB off the peak at the same speed (bench/RESULTS.md)."""
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 class WorkerLost(RuntimeError):
@@ -61,9 +71,10 @@ def prepare(
     return Rows.of(batch)
 
 
-def _watch_parent(parent: int) -> None:
-    """In a worker: exit once the server is gone (killed with -9, a worker is adopted by another
-    process and would otherwise wait for work forever)."""
+def _start_worker(parent: int) -> None:
+    """In a worker, as it starts: exit once the server is gone (killed with -9, a worker is adopted
+    by another process and would otherwise wait for work forever)."""
+    use_system_allocator()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -92,7 +103,7 @@ class IngestWorkers:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
-                self.count, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),)
+                self.count, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
             )
             self._starting = [self._pool.submit(_ready) for _ in range(self.count)]
         return self._pool if all(f.done() for f in self._starting) else None
