@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 import random
 import threading
+import time
 
 import httpx
 from tests.conftest import ADMIN_KEY, start_server
@@ -16,6 +17,7 @@ from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
 from tests.test_durability import kill_9_under_load
 
 from tracehive.model import Batch, Event, SessionUpdate
+from tracehive.store.base import QueryBudget
 from tracehive.store.columns import Rows
 from tracehive.store.duckdb import DuckDBStore
 from tracehive.store.ingest_log import ingest_log_for
@@ -159,4 +161,26 @@ def test_stored_segments_are_deleted(tmp_path, monkeypatch):
     writer.close()
     assert store.log_position() == 5
     assert list(log.folder.iterdir()) == []  # a clean stop leaves none
+    store.close()
+
+
+def test_a_record_the_store_has_no_memory_for_is_waited_for_not_passed_over(tmp_path, caplog):
+    """Acknowledged is stored: a logged batch DuckDB cannot take within its memory bound now (queries
+    may be holding it) is written once memory is free, never dropped."""
+    big = Rows.of(Batch(sessions=[SessionUpdate("p", f"big-{n}", start_ns=10**18 + n,
+                                                namespaces={"metadata": {"u": ["y" * 60_000] * 8}})
+                                  for n in range(60)]))  # fmt: skip
+    store = DuckDBStore(tmp_path / "t.duckdb", QueryBudget(30, 32))
+    writer = BulkWriter(store, ingest_log=ingest_log_for(store))
+    assert writer.submit(big).result(10) is None  # synced to the log: acknowledged
+    deadline = time.monotonic() + 30
+    while "out of memory" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "out of memory" in caplog.text
+    store._db.execute("SET memory_limit = '1GB'")  # the memory is free again
+    waiting = writer.caught_up()
+    if waiting is not None:
+        waiting.result(30)
+    writer.close()
+    assert store.get_session("big-59", None)["metadata"]["u"][7] == "y" * 60_000
     store.close()

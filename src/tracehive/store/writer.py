@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from tracehive.store.base import Store, StoreFullError
+from tracehive.store.base import Store, StoreFullError, StoreOutOfMemory
 from tracehive.store.columns import Rows
 from tracehive.store.ingest_log import IngestLog
 
@@ -281,9 +281,10 @@ class BulkWriter:
                     self._done(sum(len(rows) for rows, _ in taken))
 
     def _apply(self, batch: list[tuple[int, Rows]]) -> None:
-        """Write logged batches to the store with the position they end at. A full disk is waited
-        out (the batches are safe in the log); a batch the store refuses alone is logged as an
-        error and passed over, so that it cannot hold up every batch after it."""
+        """Write logged batches to the store with the position they end at. A full disk or a store
+        out of memory is waited out (the batches are safe in the log); a batch the store refuses
+        alone for any other reason is logged as an error and passed over, so that it cannot hold up
+        every batch after it."""
         last = batch[-1][0]
         while True:
             try:
@@ -291,6 +292,14 @@ class BulkWriter:
                 break
             except StoreFullError as exc:
                 log.warning("store is full, retrying in %.0f s: %s", _FULL_RETRY_SECONDS, exc)
+                time.sleep(_FULL_RETRY_SECONDS)
+            except StoreOutOfMemory as exc:
+                # Queries may hold the memory for now; a record alone is waited for like a full disk.
+                if len(batch) > 1:
+                    for item in batch:
+                        self._apply([item])
+                    return
+                log.warning("store is out of memory, retrying in %.0f s: %s", _FULL_RETRY_SECONDS, exc)
                 time.sleep(_FULL_RETRY_SECONDS)
             except Exception as exc:
                 if len(batch) > 1:
