@@ -30,9 +30,10 @@ COSTLY_SESSIONS = {"duckdb": 30, "chdb": 24}
 
 @pytest.fixture(scope="module", params=("duckdb", "chdb"))
 def budgeted(request, tmp_path_factory):
-    """Tenants on a server whose queries may run ``QUERY_SECONDS``."""
+    """Tenants on a server whose queries may run ``QUERY_SECONDS``. Memory is bounded above DuckDB's
+    default here: within that, the costly filter below runs out of memory before time (also a 503)."""
     folder = tmp_path_factory.mktemp(f"budget-{request.param}")
-    running = start_tenants(folder, request.param, "--query-timeout", str(QUERY_SECONDS))
+    running = start_tenants(folder, request.param, "--query-timeout", str(QUERY_SECONDS), "--query-memory-mb", "2048")
     yield running
     running.stop()
 

@@ -27,6 +27,7 @@ from tracehive.server.deps import Settings
 from tracehive.server.limits import Limits
 from tracehive.server.workers import default_ingest_workers
 from tracehive.store.base import QueryBudget
+from tracehive.store.duckdb import DEFAULT_MEMORY_MB
 from tracehive.store.migrations import SchemaTooNewError
 
 app = typer.Typer(help="tracehive: self-hosted tracing for LLM applications.", no_args_is_help=True)
@@ -111,7 +112,11 @@ def serve(
     ] = QueryBudget().seconds,
     query_memory_mb: Annotated[
         int | None,
-        typer.Option(min=16, help="Memory bound for queries (DuckDB: the whole database; ClickHouse: each query)."),
+        typer.Option(
+            min=16,
+            help="Memory bound for queries (DuckDB: the whole database, its cache and writes too, "
+            f"default {DEFAULT_MEMORY_MB}; ClickHouse: each query, default the server's).",
+        ),
     ] = None,
     grpc_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Also take OTLP/gRPC trace exports on this port (e.g. 4317).")

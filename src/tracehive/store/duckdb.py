@@ -225,6 +225,11 @@ _FIRST_SCAN_DEPTH = 2000
 # every few seconds under steady ingest; 64 MB costs about 12% less CPU per span and a little more
 # memory and recovery time after a crash (bench/RESULTS.md).
 _CHECKPOINT_THRESHOLD = "64MB"
+# DuckDB keeps every block it wrote or read cached up to its memory limit (80% of RAM by default),
+# so a server taking steady ingest grew about 15 MB per 100,000 spans. Bounded, it levels off, the
+# OS's page cache still holds the file, and ten million events are queried within it
+# (bench/RESULTS.md); --query-memory-mb raises it for bigger data.
+DEFAULT_MEMORY_MB = 256
 _DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Disk quota exceeded")
 
 
@@ -344,9 +349,11 @@ class DuckDBStore(DuckDBPrivacy):
         # Replaying a write-ahead log whose statements use JSON functions (the key maps' migration)
         # loads DuckDB's built-in json extension; with autoinstall on, DuckDB tries to download it
         # first and fails to open the file offline.
-        config = {"checkpoint_threshold": _CHECKPOINT_THRESHOLD, "autoinstall_known_extensions": False}
-        if self.budget.memory_mb is not None:
-            config["memory_limit"] = f"{self.budget.memory_mb}MB"
+        config = {
+            "checkpoint_threshold": _CHECKPOINT_THRESHOLD,
+            "autoinstall_known_extensions": False,
+            "memory_limit": f"{self.budget.memory_mb or DEFAULT_MEMORY_MB}MB",
+        }
         return duckdb.connect(self.path, config=config)
 
     def _migrate(self) -> None:
