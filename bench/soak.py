@@ -56,14 +56,16 @@ def main() -> None:
     warm = readings.get(500_000) or next(iter(readings.values()))
     last = list(readings.values())[-1]
     change = (last - warm) / warm * 100
+    after = [mb for spans, mb in readings.items() if spans >= 500_000]
     body = (
         f"{args.spans:,} spans in 500-span OTLP/HTTP requests from 4 clients, paced to {args.rate:,.0f} spans/s "
         f"(sessions of {SPANS_PER_TURN} spans as in `ingest.py`), {failures} failed requests. Memory is the resident "
         "set of the server and of its ingest workers after each 100,000 spans.\n\n"
         + table(("spans", "s", "spans/s sent", "server MB", "workers MB", "total MB", "load avg"), rows)
         + f"\n\nAfter warm-up (500,000 spans) **{warm:.0f} MB**, at the end **{last:.0f} MB**: {change:+.1f}% "
-        f"(target within 10%: {'met' if abs(change) <= 10 else 'NOT met'}); peak (sum of each process's "
-        f"high-water mark) {peak:.0f} MB."
+        f"(target within 10%: {'met' if abs(change) <= 10 else 'NOT met'}); every reading from then on between "
+        f"{min(after):.0f} and {max(after):.0f} MB ({(max(after) - warm) / warm * 100:+.1f}% at most); peak (sum "
+        f"of each process's high-water mark) {peak:.0f} MB."
     )
     print("\n" + body)
     write_section("soak", "Soak (`python bench/soak.py`)", body)
