@@ -105,7 +105,7 @@ def serve(
     ] = 16,
     ingest_workers: Annotated[
         int | None,
-        typer.Option(min=0, help="Processes decoding ingest requests; default one per core (up to 4), 0 for none."),
+        typer.Option(min=0, help="Processes decoding ingest requests; default cores less one (1 to 4); 0 for none."),
     ] = None,
     query_timeout: Annotated[
         float, typer.Option(min=0.001, help="Seconds one query may run; past it, cancelled and answered 503.")
