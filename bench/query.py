@@ -29,8 +29,8 @@ from common import ADMIN_KEY, DATA, percentile, proc_cpu_seconds, start_tracehiv
 from tracehive.model import COST, NAMESPACES, USAGE_FIELDS
 from tracehive.store import DUCKDB_FILE
 from tracehive.store.columns import EVENT_COLUMNS
-from tracehive.store.duckdb import _INSERT_SESSIONS as INSERT_SESSIONS  # the store's own statement
 from tracehive.store.duckdb import DuckDBStore
+from tracehive.store.duckdb_schema import INSERT_SESSIONS  # the store's own statement
 
 VERSION = "3"  # bump when the generated data changes, so cached files are rebuilt
 EVENTS_PER_SESSION = 10

@@ -21,8 +21,8 @@ from tracehive.filters import SESSION_FIELDS, FilterError, parse
 from tracehive.server.limits import Limits
 from tracehive.server.otlp import OtlpError
 from tracehive.server.workers import JSON, PROTOBUF, prepare
-from tracehive.store.duckdb import SCHEMA
 from tracehive.store.duckdb_filter import to_duckdb_sql
+from tracehive.store.duckdb_schema import SCHEMA
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -199,11 +199,12 @@ def test_an_older_file_keeps_its_events_and_then_takes_a_span_id_in_two_sessions
     import duckdb
 
     from tracehive.store import duckdb as duckdb_store
+    from tracehive.store import duckdb_schema
     from tracehive.store.migrations import SCHEMA_TABLE
 
     path = tmp_path / "version2.duckdb"
     with duckdb.connect(str(path)) as old:
-        old.execute(duckdb_store.SCHEMA)
+        old.execute(duckdb_schema.SCHEMA)
         old.execute(f"CREATE TABLE {SCHEMA_TABLE} (version INTEGER NOT NULL, description VARCHAR)")
         old.execute(f"INSERT INTO {SCHEMA_TABLE} VALUES (1, 'sessions and events')")
         old.execute("INSERT INTO events (project, event_id, session_id) VALUES ('a', 'e1', 's1')")

@@ -10,8 +10,7 @@ from tests.store_scenario import ALL, BATCHES, LLM, QUESTIONS, T0, WEB, event, u
 
 from tracehive.filters import Field, parse
 from tracehive.model import USAGE_FIELDS, Batch
-from tracehive.store import clickhouse_schema
-from tracehive.store import duckdb as duckdb_store
+from tracehive.store import clickhouse_schema, duckdb_schema
 from tracehive.store.base import SessionQuery
 from tracehive.store.clickhouse import ClickHouseStore
 from tracehive.store.columns import Rows
@@ -19,7 +18,7 @@ from tracehive.store.duckdb import DuckDBStore
 from tracehive.store.migrations import SchemaTooNewError
 
 BACKENDS = ("duckdb", "clickhouse")
-MIGRATIONS = {"duckdb": duckdb_store.MIGRATIONS, "clickhouse": clickhouse_schema.MIGRATIONS}
+MIGRATIONS = {"duckdb": duckdb_schema.MIGRATIONS, "clickhouse": clickhouse_schema.MIGRATIONS}
 
 
 def open_backend(backend: str, tmp_path, chdb_dsn: str, name: str):

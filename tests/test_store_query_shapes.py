@@ -17,6 +17,7 @@ import pytest
 from tracehive.filters import Field, parse
 from tracehive.model import USAGE_FIELDS, Batch, Event, SessionUpdate
 from tracehive.store import duckdb as duckdb_store
+from tracehive.store import duckdb_schema
 from tracehive.store.base import Cursor, SessionQuery
 from tracehive.store.columns import SESSION_COLUMNS, Rows
 from tracehive.store.duckdb import DuckDBStore
@@ -191,7 +192,7 @@ def test_key_maps_hold_every_top_level_key(store: DuckDBStore) -> None:
     key twice has none, and its keys group as missing."""
     differ = " + ".join(
         f"count(*) FILTER (list_sort(map_keys({ns}_keys)) IS DISTINCT FROM list_sort(json_keys({ns})))"
-        for ns in duckdb_store._MAPPED_NAMESPACES
+        for ns in duckdb_schema.MAPPED_NAMESPACES
     )
     assert store._cursor().execute(f"SELECT {differ} FROM sessions WHERE session_id != 's040'").fetchone() == (0,)
     found = store._cursor().execute(
@@ -204,7 +205,7 @@ def test_key_maps_hold_every_top_level_key(store: DuckDBStore) -> None:
 
 
 def _key_maps(store: DuckDBStore) -> list[tuple]:
-    maps = ", ".join(f"{ns}_keys" for ns in duckdb_store._MAPPED_NAMESPACES)
+    maps = ", ".join(f"{ns}_keys" for ns in duckdb_schema.MAPPED_NAMESPACES)
     return store._cursor().execute(f"SELECT session_id, {maps} FROM sessions ORDER BY session_id").fetchall()
 
 
@@ -215,7 +216,7 @@ def test_migration_fills_the_key_maps_of_an_older_file(store: DuckDBStore, tmp_p
     version1 = [column for column in SESSION_COLUMNS if column not in USAGE_FIELDS]
     sessions = store._cursor().sql(f"SELECT {', '.join(version1)} FROM sessions").to_arrow_table()
     with duckdb.connect(str(path)) as old:
-        old.execute(duckdb_store.SCHEMA)
+        old.execute(duckdb_schema.SCHEMA)
         old.execute(f"CREATE TABLE {SCHEMA_TABLE} (version INTEGER NOT NULL, description VARCHAR)")
         old.execute(f"INSERT INTO {SCHEMA_TABLE} VALUES (1, 'sessions and events')")
         old.register("old_sessions", sessions)
@@ -223,7 +224,7 @@ def test_migration_fills_the_key_maps_of_an_older_file(store: DuckDBStore, tmp_p
     migrated = DuckDBStore(path)
     try:
         versions = migrated._cursor().execute(f"SELECT version FROM {SCHEMA_TABLE} ORDER BY version").fetchall()
-        assert versions == [(m.version,) for m in duckdb_store.MIGRATIONS]
+        assert versions == [(m.version,) for m in duckdb_schema.MIGRATIONS]
         assert _key_maps(migrated) == _key_maps(store)
         for field in GROUP_FIELDS.values():
             assert _group_answers(migrated, field) == _group_answers(store, field)

@@ -208,7 +208,7 @@ def _recount(cursor: duckdb.DuckDBPyConnection, project: str, session_ids: list[
     """Count again, from the events they have left, the events, errors, model calls, tokens and cost
     of sessions that lost some of their events (those of an erased user in another user's session).
     The doomed sessions are among them, already gone: the update finds no row of theirs."""
-    from tracehive.store.duckdb import RECOUNT_SESSIONS  # that module imports this one
+    from tracehive.store.duckdb_schema import RECOUNT_SESSIONS  # that module imports this one
 
     if not session_ids:
         return
