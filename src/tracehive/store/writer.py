@@ -293,19 +293,15 @@ class BulkWriter:
             except StoreFullError as exc:
                 log.warning("store is full, retrying in %.0f s: %s", _FULL_RETRY_SECONDS, exc)
                 time.sleep(_FULL_RETRY_SECONDS)
-            except StoreOutOfMemory as exc:
-                # Queries may hold the memory for now; a record alone is waited for like a full disk.
-                if len(batch) > 1:
-                    for item in batch:
-                        self._apply([item])
-                    return
-                log.warning("store is out of memory, retrying in %.0f s: %s", _FULL_RETRY_SECONDS, exc)
-                time.sleep(_FULL_RETRY_SECONDS)
             except Exception as exc:
-                if len(batch) > 1:
+                if len(batch) > 1:  # one at a time: a smaller write may fit, and a bad record fails alone
                     for item in batch:
                         self._apply([item])
                     return
+                if isinstance(exc, StoreOutOfMemory):  # queries may hold the memory for now
+                    log.warning("store is out of memory, retrying in %.0f s: %s", _FULL_RETRY_SECONDS, exc)
+                    time.sleep(_FULL_RETRY_SECONDS)
+                    continue
                 log.error("store refused ingest log record %d, passed over: %s", last, exc)
                 try:
                     self.store.write(Rows.empty(), log_position=last)
