@@ -16,8 +16,7 @@ import pytest
 
 from tracehive.filters import Field, parse
 from tracehive.model import USAGE_FIELDS, Batch, Event, SessionUpdate
-from tracehive.store import duckdb as duckdb_store
-from tracehive.store import duckdb_schema
+from tracehive.store import duckdb_reads, duckdb_schema
 from tracehive.store.base import Cursor, SessionQuery
 from tracehive.store.columns import SESSION_COLUMNS, Rows
 from tracehive.store.duckdb import DuckDBStore
@@ -87,7 +86,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(autouse=True)
 def small_first_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(duckdb_store, "_FIRST_SCAN_DEPTH", 2)
+    monkeypatch.setattr(duckdb_reads, "_FIRST_SCAN_DEPTH", 2)
 
 
 def _full_scan_ids(store: DuckDBStore, where: str) -> list[str]:
@@ -183,7 +182,7 @@ def _group_answers(store: DuckDBStore, field: Field) -> tuple[list, dict]:
 def test_group_keys_match_parsing_the_json(store: DuckDBStore, monkeypatch: pytest.MonkeyPatch, field: Field) -> None:
     groups, series = _group_answers(store, field)
     assert groups and series["points"]
-    monkeypatch.setattr(duckdb_store, "_group_key", _parsed_group_key)
+    monkeypatch.setattr(duckdb_reads, "_group_key", _parsed_group_key)
     assert _group_answers(store, field) == (groups, series)
 
 
