@@ -213,11 +213,14 @@ class BulkWriter:
         """Write the records a crash left in the log but not in the store, before serving."""
         applied = self.store.log_position()
         batch: list[tuple[int, Rows]] = []
+        items = 0
         for position, payload in ingest_log.unapplied(applied):
-            batch.append((position, Rows.from_bytes(payload)))
-            if sum(len(rows) for _, rows in batch) >= self.max_items_per_write:
+            rows = Rows.from_bytes(payload)
+            batch.append((position, rows))
+            items += len(rows)
+            if items >= self.max_items_per_write:
                 self._apply(batch)
-                batch = []
+                batch, items = [], 0
         if batch:
             self._apply(batch)
         self._acked = self._applied = max(ingest_log.last, applied)
