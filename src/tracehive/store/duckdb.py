@@ -36,6 +36,7 @@ from tracehive.store.duckdb_reads import DuckDBReads
 from tracehive.store.duckdb_schema import EVENT_USAGE, INSERT_SESSIONS, MIGRATIONS
 from tracehive.store.gate import Gate, gated
 from tracehive.store.migrations import SCHEMA_TABLE, apply
+from tracehive.store.registered import columns_of, registered
 from tracehive.store.seen import SeenKeys
 
 _TIME = pa.timestamp("us")
@@ -193,27 +194,27 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
         at, recorded in the same transaction."""
         cursor = self._cursor()
         rows = self._join_claimed_traces(cursor, rows)
-        cursor.register("incoming_events", rows.events)
-        try:
+        with registered(cursor, "incoming_events", rows.events):
             try:
-                self._write(cursor, rows, fresh=True, log_position=log_position)
-            except duckdb.ConstraintException:
-                # Some events are stored already (a client retried): start again, skipping those.
-                cursor.execute("ROLLBACK")
-                self._write(cursor, rows, fresh=False, log_position=log_position)
-        except BaseException as exc:
-            # Whatever failed (SQL, a value Arrow or JSON cannot take, an interrupt), the transaction
-            # must not stay open: the next write, maybe another tenant's, would fail on it. A failed
-            # COMMIT has already ended the transaction; only roll back one still open.
-            with contextlib.suppress(duckdb.Error):
-                cursor.execute("ROLLBACK")
-            if isinstance(exc, duckdb.Error) and any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
-                raise StoreFullError(str(exc)) from exc
-            if isinstance(exc, duckdb.OutOfMemoryException) or isinstance(exc.__context__, duckdb.OutOfMemoryException):
-                raise StoreOutOfMemory(str(exc.__context__ or exc)) from exc
-            raise
-        finally:
-            cursor.unregister("incoming_events")
+                try:
+                    self._write(cursor, rows, fresh=True, log_position=log_position)
+                except duckdb.ConstraintException:
+                    # Some events are stored already (a client retried): start again, skipping those.
+                    cursor.execute("ROLLBACK")
+                    self._write(cursor, rows, fresh=False, log_position=log_position)
+            except BaseException as exc:
+                # Whatever failed (SQL, a value Arrow or JSON cannot take, an interrupt), the transaction
+                # must not stay open: the next write, maybe another tenant's, would fail on it. A failed
+                # COMMIT has already ended the transaction; only roll back one still open.
+                with contextlib.suppress(duckdb.Error):
+                    cursor.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error) and any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
+                    raise StoreFullError(str(exc)) from exc
+                if isinstance(exc, duckdb.OutOfMemoryException) or isinstance(
+                    exc.__context__, duckdb.OutOfMemoryException
+                ):
+                    raise StoreOutOfMemory(str(exc.__context__ or exc)) from exc
+                raise
 
     def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool, log_position: int | None) -> None:
         cursor.execute("BEGIN TRANSACTION")
@@ -233,14 +234,11 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
         found, rest = rows.orphans_claimed_here()
         maybe = [key for key in rest if key in self._claimed]
         if maybe:
-            cursor.register("orphan_traces", pa.table({"p": [k[0] for k in maybe], "t": [k[1] for k in maybe]}))
-            try:
+            with registered(cursor, "orphan_traces", columns_of(maybe, "p", "t")):
                 stored = cursor.execute(
                     "SELECT project, trace_id, arg_min(session_id, trace_sessions.rowid) FROM trace_sessions "
                     "JOIN orphan_traces ON project = p AND trace_id = t GROUP BY project, trace_id"
                 ).fetchall()
-            finally:
-                cursor.unregister("orphan_traces")
             found.update({(p, t): s for p, t, s in stored})
         return rows.rejoined(found) if found else rows
 
@@ -253,24 +251,16 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
         # span of it stays in a session of its own). A trace claimed twice keeps its first row.
         new = [(p, t, s) for (p, t), s in named.items() if (p, t) not in self._claimed]
         if new:
-            cursor.register("claims", pa.table({"p": [c[0] for c in new], "t": [c[1] for c in new],
-                                                "s": [c[2] for c in new]}))  # fmt: skip
-            try:
+            with registered(cursor, "claims", columns_of(new, "p", "t", "s")):
                 cursor.execute("INSERT INTO trace_sessions SELECT p, t, s FROM claims")
-            finally:
-                cursor.unregister("claims")
         candidates = [(p, t, s) for (p, t), s in named.items() if (p, t) in self._seen]
         if not candidates:
             return {}
-        cursor.register("moves", pa.table({"p": [c[0] for c in candidates], "t": [c[1] for c in candidates],
-                                           "s": [c[2] for c in candidates]}))  # fmt: skip
-        try:
+        with registered(cursor, "moves", columns_of(candidates, "p", "t", "s")):
             cursor.execute(
                 "UPDATE events SET session_id = moves.s FROM moves WHERE events.project = moves.p "
                 "AND events.session_id = moves.t AND events.trace_id = moves.t"
             )
-        finally:
-            cursor.unregister("moves")
         return {(p, t): (p, s) for p, t, s in candidates}
 
     def _insert_events(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool) -> list[SessionTotals]:
@@ -291,8 +281,7 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
         return session_totals((*row[:5], row[6:] if row[5] else None) for row in inserted)
 
     def _load_sessions(self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]) -> dict:
-        cursor.register("touched", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
-        try:
+        with registered(cursor, "touched", columns_of(keys, "p", "s")):
             rows = cursor.execute(
                 "SELECT project, session_id, session_name, source, epoch_us(start_time) AS start_us, "
                 f"epoch_us(end_time) AS end_us, event_count, error_count, {', '.join(USAGE_FIELDS)}, "
@@ -307,8 +296,6 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
                     row[ns] = orjson.loads(row[ns]) if row[ns] else {}
                 found[(row["project"], row["session_id"])] = row
             return found
-        finally:
-            cursor.unregister("touched")
 
     def _upsert_sessions(
         self,
@@ -349,11 +336,8 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
                 seen.add(key)
 
     def _delete_sessions(self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]) -> None:
-        cursor.register("gone", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
-        try:
+        with registered(cursor, "gone", columns_of(keys, "p", "s")):
             cursor.execute("DELETE FROM sessions USING gone WHERE project = gone.p AND session_id = gone.s")
-        finally:
-            cursor.unregister("gone")
 
     def _replace_sessions(self, cursor: duckdb.DuckDBPyConnection, states: dict, stored: bool) -> None:
         """Write whole session rows; ``stored`` ones are deleted first. DuckDB's INSERT OR REPLACE
@@ -379,16 +363,13 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
         }
         for ns in NAMESPACES:
             columns[ns] = [_dumps(s.namespaces[ns]) for _, s in items]
-        cursor.register("incoming_sessions", pa.table(columns))
-        try:
+        with registered(cursor, "incoming_sessions", columns):
             if stored:
                 cursor.execute(
                     "DELETE FROM sessions USING incoming_sessions AS i "
                     "WHERE sessions.project = i.project AND sessions.session_id = i.session_id"
                 )
             cursor.execute(INSERT_SESSIONS)
-        finally:
-            cursor.unregister("incoming_sessions")
 
     # --- model prices -----------------------------------------------------------------------
     @gated

@@ -23,6 +23,7 @@ from tracehive.store.duckdb_filter import to_duckdb_sql
 from tracehive.store.durable import fsync_path
 from tracehive.store.gate import gated
 from tracehive.store.migrations import Migration
+from tracehive.store.registered import columns_of, registered
 from tracehive.store.rows import record_row
 
 PROJECT_SETTINGS = """
@@ -108,8 +109,7 @@ class DuckDBPrivacy:
         if not keys:
             return []
         cursor = self._cursor()
-        cursor.register("wanted", pa.table({"p": [k[0] for k in keys], "s": [k[1] for k in keys]}))
-        try:
+        with registered(cursor, "wanted", columns_of(keys, "p", "s")):
             # The sessions' time span bounds their events: the scan skips row groups outside it.
             first, last = cursor.execute(
                 "SELECT min(start_time), max(end_time) FROM sessions JOIN wanted ON project = p AND session_id = s"
@@ -121,8 +121,6 @@ class DuckDBPrivacy:
                 "ORDER BY e.project, e.session_id, e.start_time, e.event_id",
                 [first, last] if span else [],
             ).fetchall()
-        finally:
-            cursor.unregister("wanted")
         return [record_row(EVENT_COLUMNS, values) for values in rows]
 
     # --- deleting -------------------------------------------------------------------------
@@ -141,8 +139,7 @@ class DuckDBPrivacy:
                 f"SELECT session_id FROM sessions WHERE project = ? AND ({sql}) ORDER BY start_time LIMIT ?",
                 [project, *params, limit],
             ).fetchall()
-            cursor.register("doomed", pa.table({"session_id": [i[0] for i in ids]}, schema=_IDS))
-            try:
+            with registered(cursor, "doomed", pa.table(columns_of(ids, "session_id"), schema=_IDS)):
                 (events,) = cursor.execute(
                     "DELETE FROM events WHERE project = ? AND session_id IN (SELECT session_id FROM doomed)", [project]
                 ).fetchone()
@@ -161,8 +158,6 @@ class DuckDBPrivacy:
                     "DELETE FROM sessions WHERE project = ? AND session_id IN (SELECT session_id FROM doomed)",
                     [project],
                 ).fetchone()
-            finally:
-                cursor.unregister("doomed")
             cursor.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
@@ -212,8 +207,5 @@ def _recount(cursor: duckdb.DuckDBPyConnection, project: str, session_ids: list[
 
     if not session_ids:
         return
-    cursor.register("recounted", pa.table({"session_id": session_ids}, schema=_IDS))
-    try:
+    with registered(cursor, "recounted", pa.table({"session_id": session_ids}, schema=_IDS)):
         cursor.execute(RECOUNT_SESSIONS, [project, project])
-    finally:
-        cursor.unregister("recounted")
