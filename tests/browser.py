@@ -36,3 +36,12 @@ def log_in(tab, key: str, landing: str = r"/$") -> None:
     tab.fill("input[name=key]", key)
     tab.click("button[type=submit]")
     tab.wait_for_url(re.compile(landing))
+
+
+def follow(link) -> None:
+    """Click a link and wait until the page it opens has loaded: read right after a bare click, the tab
+    can hold the new page before its body is parsed (an empty table) or still the old one."""
+    with link.page.expect_navigation() as navigation:
+        link.click()
+    response = navigation.value
+    assert response is not None and response.ok, f"{link} opened {response and response.status}"

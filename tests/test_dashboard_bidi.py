@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from tests.browser import log_in, needs_chromium
+from tests.browser import follow, log_in, needs_chromium
 from tests.conftest import Server, loaded_server
 from tests.hostile_text import program_showing
 
@@ -78,16 +78,16 @@ def test_sessions_list(page):
 
 def test_session_page_and_its_events(page):
     page.goto("/?project=bidi")
-    page.locator("a.session-link").click()
+    follow(page.locator("a.session-link"))
     page.wait_for_url("**/sessions/**")
     assert page.title() == f"\u2068{SPOOF}\u2069 · tracehive"
     assert_isolated(page, at_least=12)
-    page.locator("ol.tree a", has_text="tool").click()
+    follow(page.locator("ol.tree a", has_text="tool"))
     assert_isolated(page, at_least=8)
     name = page.locator("section.detail h2 > bdi").bounding_box()
     after = page.locator("section.detail h2 small").bounding_box()
     assert after["x"] >= name["x"] + name["width"] - 1, (name, after)  # "tool · … · session" comes after
-    page.locator("ol.tree a", has_text="typed").click()
+    follow(page.locator("ol.tree a", has_text="typed"))
     assert_isolated(page, at_least=4)
 
 
@@ -125,7 +125,7 @@ def test_project_and_key_names_in_the_header(browser, dash):
     log_in(tab, done.stdout.strip().splitlines()[-1])
     assert tab.locator("a.session-link").inner_text() == "in a spoofed project"
     assert_isolated(tab, at_least=2)  # the key's name and its project
-    tab.locator("a.session-link").click()
+    follow(tab.locator("a.session-link"))
     tab.wait_for_url("**/sessions/**")
     assert_isolated(tab, at_least=3)
     context.close()

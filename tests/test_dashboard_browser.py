@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.browser import log_in, needs_chromium
+from tests.browser import follow, log_in, needs_chromium
 from tests.conftest import Server, loaded_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_seed_session_is_listed(page):
 
 def test_session_page_shows_user_properties_apart_from_metadata(page):
     page.goto(f"/?project={PROJECT}&filter=" + 'user_id = "user_12345"')
-    page.locator("a.session-link").first.click()
+    follow(page.locator("a.session-link").first)
     page.wait_for_url(re.compile(r"/sessions/"))
     props = page.locator('section[data-section="User Properties"]')
     text = props.inner_text()
@@ -134,7 +134,7 @@ def test_session_page_shows_user_properties_apart_from_metadata(page):
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
         clip = {"x": 0, "y": 0, "width": 1360, "height": 540}
         page.screenshot(path=str(ROOT / "docs" / "session-view.png"), clip=clip)
-    page.locator("ol.tree a").first.click()  # the span: its own user properties
+    follow(page.locator("ol.tree a").first)  # the span: its own user properties
     assert "search" in page.locator('section[data-section="User Properties"]').inner_text()
     assert "best hiking boots" in page.locator('section[data-section="Inputs"]').inner_text()
     shot(page, "session")
@@ -142,7 +142,7 @@ def test_session_page_shows_user_properties_apart_from_metadata(page):
 
 def test_event_tree_timeline_and_typed_values(page):
     page.goto(f"/?project={PROJECT}&filter=" + 'session_name = "agent run"')
-    page.locator("a.session-link").first.click()
+    follow(page.locator("a.session-link").first)
     page.wait_for_url(re.compile(r"/sessions/"))
     names = page.locator("ol.tree .name").all_inner_texts()
     assert [n.split()[-1] for n in names] == ["answer", "search", "broken", "llm.call"]
@@ -150,11 +150,11 @@ def test_event_tree_timeline_and_typed_values(page):
     assert page.locator("ol.tree li.has-error").count() == 1
     assert page.locator("ol.tree svg.bar rect").count() == 4
     assert page.locator('section[data-section="Metadata"] .v-bool').inner_text() == "true"
-    page.locator("ol.tree a", has_text="llm.call").click()
+    follow(page.locator("ol.tree a", has_text="llm.call"))
     outputs = page.locator('section[data-section="Outputs"]')
     assert outputs.locator("details.fold").count() == 1  # the long answer is folded
     assert page.locator('section[data-section="Config"] .v-num').inner_text() == "0.2"
-    page.locator("ol.tree a", has_text="broken").click()
+    follow(page.locator("ol.tree a", has_text="broken"))
     assert "the tool failed" in page.locator('section[data-section="Error"]').inner_text()
     shot(page, "session-tree")
 
@@ -188,14 +188,14 @@ def test_users_view_lists_the_seed_user(page):
     assert row.count() == 1
     assert "premium" in row.inner_text() and "is_beta" in row.inner_text()
     shot(page, "users")
-    row.locator("a.user-link").click()
+    follow(row.locator("a.user-link"))
     page.wait_for_url(re.compile(r"filter="))
     assert len(rows(page)) == 1
 
 
 def test_a_user_id_in_the_sessions_list_opens_that_users_sessions(page):
     page.goto(f"/?project={PROJECT}")
-    page.locator("table.sessions a.user-link", has_text="user-1").first.click()
+    follow(page.locator("table.sessions a.user-link", has_text="user-1").first)
     page.wait_for_url(re.compile(r"filter=user_id"))
     assert page.locator("#filter").input_value() == 'user_id = "user-1"'
     listed = rows(page)
@@ -211,7 +211,7 @@ def test_group_by_plan_shows_a_row_per_plan(page):
     assert groups == {"premium": 3, "free": 4, "pro": 2}
     assert page.locator("figure.chart ul.legend li").count() >= 3
     shot(page, "groups")
-    page.locator("table.groups a", has_text="pro").click()
+    follow(page.locator("table.groups a", has_text="pro"))
     assert len(rows(page)) == 2
 
 
@@ -221,7 +221,7 @@ def test_user_typed_markup_renders_as_text(page):
         assert XSS in page.locator("main").inner_text()
     page.goto(f"/?project={PROJECT}&filter=" + 'user_id = "user-xss"')
     assert "<script>alert(2)</script>" in page.locator("a.session-link").inner_text()
-    page.locator("a.session-link").click()
+    follow(page.locator("a.session-link"))
     page.wait_for_url(re.compile(r"/sessions/"))
     assert XSS in page.locator('section[data-section="User Properties"]').inner_text()
     assert page.locator('section[data-section="Metadata"] dt').inner_text() == XSS

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from tests.browser import log_in, needs_chromium
+from tests.browser import follow, log_in, needs_chromium
 from tests.conftest import Server, loaded_server
 from tests.hostile_text import HOSTILE_KEY_VALUE, program_showing
 
@@ -74,7 +74,7 @@ def assert_inert(tab) -> None:
 
 def open_session(tab) -> None:
     tab.goto("/?filter=" + quote('session_name = "' + EVIL.replace('"', '\\"') + '"'))
-    tab.locator("a.session-link").click()
+    follow(tab.locator("a.session-link"))
     tab.wait_for_url(re.compile(r"/sessions/"))
 
 
@@ -111,11 +111,11 @@ def test_event_names_types_inputs_and_errors_literally(page):
     open_session(page)
     names = page.locator("ol.tree .name").all_inner_texts()
     assert f"tool {EVIL}" in names and f"{EVIL} typed" in names
-    page.locator("ol.tree a", has_text="tool").click()
+    follow(page.locator("ol.tree a", has_text="tool"))
     assert page.locator("section.detail h2").inner_text().startswith(EVIL)
     assert EVIL in page.locator('section[data-section="Inputs"] dd').all_inner_texts()
     assert ERROR in page.locator('section[data-section="Error"]').inner_text()
-    page.locator("ol.tree a", has_text="typed").click()
+    follow(page.locator("ol.tree a", has_text="typed"))
     assert page.locator("section.detail h2 small").inner_text().startswith(EVIL)
     assert_inert(page)
 
@@ -127,7 +127,7 @@ def test_users_view_and_its_links(page):
     assert link.get_attribute("href").startswith("/?")
     assert EVIL in page.locator("td.props").inner_text()
     assert_inert(page)
-    link.click()
+    follow(link)
     page.wait_for_url(re.compile(r"filter="))
     assert page.locator("a.session-link").inner_text() == EVIL
     assert_inert(page)
@@ -141,7 +141,7 @@ def test_group_by_table_links_and_chart_labels(page):
     assert page.locator("figure.chart svg text").count() > 0
     assert page.locator("figure.chart svg *").evaluate_all("ns => ns.every(n => n.namespaceURI.endsWith('svg'))")
     assert_inert(page)
-    group.click()
+    follow(group)
     page.wait_for_url(re.compile(r"filter="))
     assert page.locator("a.session-link").inner_text() == EVIL
     page.goto("/?project=xss&split=user_properties.plan")
@@ -195,11 +195,11 @@ def test_project_names_in_pages_and_links(page, dash):
     page.goto("/?filter=" + quote('session_name = "in a hostile project"'))
     link = page.locator("a.session-link")
     assert link.get_attribute("href").endswith("?project=" + quote(EVIL_PROJECT, safe=""))
-    link.click()
+    follow(link)
     page.wait_for_url(re.compile(r"/sessions/"))
     assert page.locator("dl.facts dd").nth(1).inner_text() == EVIL_PROJECT
     assert_inert(page)
-    page.locator("h1 a").click()  # the session's own link, built from id and project, still works
+    follow(page.locator("h1 a"))  # the session's own link, built from id and project, still works
     assert page.locator("dl.facts dd").nth(1).inner_text() == EVIL_PROJECT
 
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from tests.browser import log_in, needs_chromium
+from tests.browser import follow, log_in, needs_chromium
 from tests.conftest import Server, loaded_server
 from tests.test_dashboard_browser import ARTIFACTS
 
@@ -123,13 +123,13 @@ def test_dashboard_shows_the_conversation_and_the_totals(browser, llm):
     assert cost_chart.locator("svg circle, svg polyline").count() >= 1
     ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / "model-sessions.png"), full_page=True)
-    tab.locator("a.session-link", has_text="chat u-big").click()
+    follow(tab.locator("a.session-link", has_text="chat u-big"))
     tab.wait_for_url(re.compile(r"/sessions/"))
     assert tab.locator(".session-head dd.model-calls").inner_text() == "2"
     assert tab.locator(".session-head dd.tokens").inner_text() == "170"
     assert tab.locator(".session-head dd.cost").inner_text() == "$0.003"
     assert tab.locator("ol.tree .name small.tokens").all_inner_texts() == ["120 tokens", "50 tokens"]
-    tab.locator("ol.tree a", has_text="chat.completions").first.click()
+    follow(tab.locator("ol.tree a", has_text="chat.completions").first)
     call = tab.locator('section[data-section="Model call"]')
     assert call.locator("dd.model").inner_text() == "gpt-4o-mini"
     assert call.locator("dd.provider").inner_text() == "openai"

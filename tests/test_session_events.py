@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import clickhouse_connect
 import httpx
 import pytest
-from tests.browser import log_in, needs_chromium
+from tests.browser import follow, log_in, needs_chromium
 from tests.conftest import Server, start_server
 from tests.otlp_payloads import new_span_id, new_trace_id, protobuf_request
 from tests.store_scenario import SECOND, T0, event
@@ -164,11 +164,11 @@ def test_the_session_page_says_how_many_events_it_hides_and_pages_on(served, bro
     note = tab.locator(".events-pages")
     assert note.inner_text().startswith(f"Showing events 1 to 1000 of {BIG} ({BIG - 1000} not shown).")
     assert tab.locator("ol.tree li").count() == 1000
-    tab.locator(".events-pages a[rel=next]").click()
+    follow(tab.locator(".events-pages a[rel=next]"))
     tab.wait_for_url(re.compile(r"events=1000"))
     assert tab.locator(".events-pages").inner_text().startswith(f"Showing events 1001 to 2000 of {BIG}")
     assert tab.locator("ol.tree .name").first.inner_text().endswith("step 1000")
-    tab.locator("ol.tree a").nth(3).click()  # an event of this page, selected on this page
+    follow(tab.locator("ol.tree a").nth(3))  # an event of this page, selected on this page
     assert tab.locator("section.detail h2").inner_text().startswith("step 1003")
     assert "events=1000" in tab.url
     tab.goto("/sessions/cyc?project=loops")
