@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 
 BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 VENVS = BENCH_DIR / ".venvs"  # git-ignored: one venv per peer, reused across runs
 DATA = BENCH_DIR / ".data"  # git-ignored: server data folders, the query benchmark's cached file
@@ -47,7 +49,7 @@ def write_section(name: str, title: str, body: str) -> None:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text)
-    print(f"\nwritten to {RESULTS.relative_to(BENCH_DIR.parent)} (section {name!r})")
+    print(f"\nwritten to {RESULTS.relative_to(ROOT)} (section {name!r})")
 
 
 def free_port() -> int:
@@ -103,14 +105,24 @@ class Server:
             self.process.wait()
 
 
+def tracehive_python() -> Path:
+    """The python of ``bench/.venvs/tracehive``: this checkout installed with its own dependencies
+    only, as a user's ``pip install`` has it, like each peer in its venv. The developer's venv may
+    hold more (the test extras bring pandas through chDB, which pyarrow then imports in every
+    process, 50 MB each). A changed dependency list in pyproject.toml reinstalls."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return venv("tracehive", "-e", str(ROOT), *project["dependencies"])
+
+
 def start_tracehive(data_dir: Path, log_name: str = "tracehive.log") -> Server:
-    """``tracehive serve`` from this checkout, with the bench's admin key and any options in the
-    environment variable ``BENCH_SERVER_ARGS`` (to compare settings, such as ``--ingest-workers 1``)."""
+    """``tracehive serve`` from this checkout (in its bench venv), with the bench's admin key and any
+    options in the environment variable ``BENCH_SERVER_ARGS`` (to compare settings, such as
+    ``--ingest-workers 1``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = data_dir.parent / log_name
     process = subprocess.Popen(
-        [sys.executable, "-m", "tracehive", "serve", "--port", str(port), "--data-dir", str(data_dir),
+        [str(tracehive_python()), "-m", "tracehive", "serve", "--port", str(port), "--data-dir", str(data_dir),
          "--api-key", ADMIN_KEY, *os.environ.get("BENCH_SERVER_ARGS", "").split()],
         stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -152,7 +164,7 @@ def venv(name: str, *requirements: str) -> Path:
     wanted = "\n".join(requirements)
     if marker.exists() and marker.read_text() == wanted:
         return python
-    print(f"installing {' '.join(requirements)} into {root.relative_to(BENCH_DIR.parent)} (first run only)...")
+    print(f"installing {' '.join(requirements)} into {root.relative_to(ROOT)} (first run only)...")
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirements], check=True)

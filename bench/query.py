@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from common import ADMIN_KEY, DATA, percentile, proc_cpu_seconds, start_tracehive, table, write_section
 from tracehive.model import COST, NAMESPACES, USAGE_FIELDS
 from tracehive.store import DUCKDB_FILE
+from tracehive.store.base import QueryBudget
 from tracehive.store.columns import EVENT_COLUMNS
 from tracehive.store.duckdb import DuckDBStore
 from tracehive.store.duckdb_schema import INSERT_SESSIONS  # the store's own statement
@@ -35,6 +36,7 @@ from tracehive.store.duckdb_schema import INSERT_SESSIONS  # the store's own sta
 VERSION = "3"  # bump when the generated data changes, so cached files are rebuilt
 EVENTS_PER_SESSION = 10
 SESSIONS_PER_WRITE = 100_000
+LOAD_MEMORY_MB = 4096  # the load's DuckDB bound: the server's default (256 MB) is too small for one write
 PLANS = ("free", "pro", "premium", "enterprise")
 EVENT_TYPES = ("chain", "model", "tool")
 START_NS = 1_767_225_600 * 10**9  # 2026-01-01
@@ -121,9 +123,10 @@ def make_chunk(
 def load(data_dir: Path, sessions: int, users: int) -> float:
     """Write the data set straight into the store's tables, 100,000 sessions per transaction
     (bulk Arrow inserts: the write path's per-batch Python work would take most of an hour at
-    ten million events); returns the seconds it took."""
+    ten million events); returns the seconds it took. A transaction of 100,000 sessions needs more
+    than the server's default memory bound, so the load sets its own."""
     rng = np.random.default_rng(7)
-    store = DuckDBStore(data_dir / DUCKDB_FILE)
+    store = DuckDBStore(data_dir / DUCKDB_FILE, QueryBudget(memory_mb=LOAD_MEMORY_MB))
     cursor = store._cursor()
     started = time.monotonic()
     try:
