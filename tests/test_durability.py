@@ -125,6 +125,71 @@ def test_full_disk_answers_507_and_keeps_what_was_stored(tmp_path):
         server.stop()
 
 
+FULL_STORE = """
+import os, sys
+from pathlib import Path
+from tracehive.model import Batch, Event
+from tracehive.store.base import StoreFullError
+from tracehive.store.columns import Rows
+from tracehive.store.duckdb import DuckDBStore
+from tracehive.store.durable import write_synced
+
+def event(event_id):
+    inputs = {"q": "y" * 100_000}
+    return Event("p", event_id, "s-1", "t" * 32, None, "chain", "step", 1_000, 2_000, namespaces={"inputs": inputs})
+
+data = Path(sys.argv[1])
+store = DuckDBStore(data / "store.duckdb")
+store.write(Rows.of(Batch(events=[event("e1")])))
+journal = data / "journal.jsonl"
+write_synced(journal, b"kept\\n")
+filler = os.open(data / "filler", os.O_WRONLY | os.O_CREAT)
+for size in (1 << 16, 1):  # every byte the disk has
+    try:
+        while True:
+            os.write(filler, b"x" * size)
+    except OSError:
+        pass
+writes = {
+    "write": lambda: store.write(Rows.of(Batch(events=[event("e2")]))),
+    "add_event_feedback": lambda: store.add_event_feedback("p", [("t" * 32, "e1", {"note": "y" * 200_000})]),
+    "write_synced": lambda: write_synced(journal, b"z" * 200_000),
+}
+for name, write in writes.items():
+    try:
+        write()
+        print(name, "written")
+    except StoreFullError:
+        print(name, "StoreFullError")
+    except Exception as exc:
+        print(name, type(exc).__name__, exc)
+stored = store.get_session("s-1", ("p",))
+print("stored", stored["event_count"], stored["events"][0]["feedback"], journal.read_bytes()[:16])
+"""
+
+
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs unshare and user namespaces to mount a small tmpfs")
+def test_every_store_write_on_a_full_disk_is_a_store_full_error(tmp_path):
+    """A score (event feedback) or a line of a synced file (scores kept for later, the audit log)
+    as well as a batch: on a full disk each fails as StoreFullError, which clients get as a 507,
+    and changes nothing (no torn line)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=8m tmpfs "{data}" && exec "$@"', "sh",
+         sys.executable, "-c", FULL_STORE, str(data)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    expected = [
+        "write StoreFullError",
+        "add_event_feedback StoreFullError",
+        "write_synced StoreFullError",
+        "stored 1 {} b'kept\\n'",
+    ]
+    assert lines == expected, done.stdout + done.stderr
+
+
 def test_overload_answers_503_with_retry_after_and_loses_nothing_acknowledged(tmp_path):
     """One ingest request at a time: a burst of concurrent clients gets 503s with Retry-After for
     what the server cannot take, and everything it did acknowledge is stored."""

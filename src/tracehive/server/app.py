@@ -21,7 +21,7 @@ from tracehive.server.housekeeping import Housekeeping
 from tracehive.server.policies import PolicyBook
 from tracehive.server.workers import IngestWorkers, use_system_allocator
 from tracehive.store import open_store
-from tracehive.store.base import Ambiguous, QueryTooCostly
+from tracehive.store.base import Ambiguous, QueryTooCostly, StoreFullError
 from tracehive.store.ingest_log import ingest_log_for
 from tracehive.store.writer import BulkWriter
 
@@ -40,6 +40,11 @@ def _ambiguous(_: Request, exc: Ambiguous) -> JSONResponse:
 
 def _too_costly(_: Request, exc: QueryTooCostly) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=503)
+
+
+def _store_full(_: Request, exc: StoreFullError) -> JSONResponse:
+    # Any route that writes (a score kept for later, the audit log, a setting); ingest says more.
+    return JSONResponse({"detail": "the store is out of space; free some and try again"}, status_code=507)
 
 
 def open_keys(settings: Settings) -> tuple[KeyRing, str | None]:
@@ -106,6 +111,7 @@ def create_app(settings: Settings, keys: KeyRing | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Ambiguous, _ambiguous)
     app.add_exception_handler(QueryTooCostly, _too_costly)
+    app.add_exception_handler(StoreFullError, _store_full)
     app.add_middleware(KeepConnectionOnError)
     app.include_router(ingest.router)
     app.include_router(api.router)

@@ -11,7 +11,6 @@ reads in :mod:`~tracehive.store.duckdb_reads`, erase and settings in
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,15 @@ from tracehive.store.base import (
     EventFeedback,
     QueryBudget,
     Row,
-    StoreFullError,
-    StoreOutOfMemory,
 )
 from tracehive.store.columns import EVENT_COLUMNS as _EVENT_COLUMNS
 from tracehive.store.columns import Rows, SessionTotals, add_usage, session_totals
+from tracehive.store.duckdb_cursor import columns_of, registered, transaction
 from tracehive.store.duckdb_privacy import DuckDBPrivacy, remove_rewrite_leftover
 from tracehive.store.duckdb_reads import DuckDBReads
 from tracehive.store.duckdb_schema import EVENT_USAGE, INSERT_SESSIONS, MIGRATIONS
 from tracehive.store.gate import Gate, gated
 from tracehive.store.migrations import SCHEMA_TABLE, apply
-from tracehive.store.registered import columns_of, registered
 from tracehive.store.seen import SeenKeys
 
 _TIME = pa.timestamp("us")
@@ -49,7 +46,6 @@ _CHECKPOINT_THRESHOLD = "64MB"
 # OS's page cache still holds the file, and ten million events are queried within it
 # (bench/RESULTS.md); --query-memory-mb raises it for bigger data.
 DEFAULT_MEMORY_MB = 256
-_DISK_FULL_MARKERS = ("No space left on device", "disk is full", "Disk quota exceeded")
 
 
 def _dumps(value: Any) -> str:
@@ -140,13 +136,8 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
         db.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version INTEGER NOT NULL, description VARCHAR)")
         current = db.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}").fetchone()[0]
         record = f"INSERT INTO {SCHEMA_TABLE} VALUES (?, ?)"
-        db.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(db):
             apply(MIGRATIONS, current, self.path, db.execute, lambda m: db.execute(record, [m.version, m.description]))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     # --- connections: DuckDB wants one cursor per thread -----------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -196,35 +187,20 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
         rows = self._join_claimed_traces(cursor, rows)
         with registered(cursor, "incoming_events", rows.events):
             try:
-                try:
+                with transaction(cursor):
                     self._write(cursor, rows, fresh=True, log_position=log_position)
-                except duckdb.ConstraintException:
-                    # Some events are stored already (a client retried): start again, skipping those.
-                    cursor.execute("ROLLBACK")
+            except duckdb.ConstraintException:
+                # Some events are stored already (a client retried): start again, skipping those.
+                with transaction(cursor):
                     self._write(cursor, rows, fresh=False, log_position=log_position)
-            except BaseException as exc:
-                # Whatever failed (SQL, a value Arrow or JSON cannot take, an interrupt), the transaction
-                # must not stay open: the next write, maybe another tenant's, would fail on it. A failed
-                # COMMIT has already ended the transaction; only roll back one still open.
-                with contextlib.suppress(duckdb.Error):
-                    cursor.execute("ROLLBACK")
-                if isinstance(exc, duckdb.Error) and any(marker in str(exc) for marker in _DISK_FULL_MARKERS):
-                    raise StoreFullError(str(exc)) from exc
-                if isinstance(exc, duckdb.OutOfMemoryException) or isinstance(
-                    exc.__context__, duckdb.OutOfMemoryException
-                ):
-                    raise StoreOutOfMemory(str(exc.__context__ or exc)) from exc
-                raise
+        for project, trace_id, _ in rows.claims:
+            self._claimed.add((project, trace_id))
 
     def _write(self, cursor: duckdb.DuckDBPyConnection, rows: Rows, fresh: bool, log_position: int | None) -> None:
-        cursor.execute("BEGIN TRANSACTION")
         strays = self._claim_traces(cursor, rows)
         self._upsert_sessions(cursor, self._insert_events(cursor, rows, fresh), rows.sessions, strays)
         if log_position is not None:
             cursor.execute("UPDATE ingest_log SET applied = ?", [log_position])
-        cursor.execute("COMMIT")
-        for project, trace_id, _ in rows.claims:
-            self._claimed.add((project, trace_id))
 
     def _join_claimed_traces(self, cursor: duckdb.DuckDBPyConnection, rows: Rows) -> Rows:
         """Spans that named no session join the session their trace named: in this write (another
@@ -393,8 +369,7 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
         update of the row's ``feedback`` column, which is no key, so DuckDB changes it in place."""
         cursor = self._cursor()
         found = []
-        cursor.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(cursor):
             for trace_id, event_id, feedback in items:
                 rows = cursor.execute(
                     "SELECT session_id, feedback FROM events WHERE project = ? AND trace_id = ? AND event_id = ?",
@@ -407,8 +382,4 @@ class DuckDBStore(DuckDBReads, DuckDBPrivacy):
                         [_dumps(merged), project, session_id, event_id],
                     )
                 found.append(bool(rows))
-            cursor.execute("COMMIT")
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
         return found

@@ -19,11 +19,11 @@ import pyarrow as pa
 from tracehive.filters import EVENT_FIELDS, SESSION_FIELDS, Expr
 from tracehive.store.base import Row
 from tracehive.store.columns import EVENT_COLUMNS
+from tracehive.store.duckdb_cursor import columns_of, registered, transaction
 from tracehive.store.duckdb_filter import to_duckdb_sql
 from tracehive.store.durable import fsync_path
 from tracehive.store.gate import gated
 from tracehive.store.migrations import Migration
-from tracehive.store.registered import columns_of, registered
 from tracehive.store.rows import record_row
 
 PROJECT_SETTINGS = """
@@ -133,8 +133,7 @@ class DuckDBPrivacy:
         sessions and events went."""
         cursor = self._cursor()
         sql, params = to_duckdb_sql(where, SESSION_FIELDS)
-        cursor.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(cursor):
             ids = cursor.execute(
                 f"SELECT session_id FROM sessions WHERE project = ? AND ({sql}) ORDER BY start_time LIMIT ?",
                 [project, *params, limit],
@@ -158,11 +157,6 @@ class DuckDBPrivacy:
                     "DELETE FROM sessions WHERE project = ? AND session_id IN (SELECT session_id FROM doomed)",
                     [project],
                 ).fetchone()
-            cursor.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                cursor.execute("ROLLBACK")
-            raise
         return sessions, events
 
     def reclaim(self, scrub: bool) -> bool:

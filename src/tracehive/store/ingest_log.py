@@ -16,7 +16,6 @@ opens the DuckDB file after a crash must do the same first, or it sees less than
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import struct
@@ -25,7 +24,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from tracehive.store.base import StoreFullError
+from tracehive.store.durable import append_synced
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,6 @@ LOG_FOLDER = "ingest-log"
 _HEADER = struct.Struct("<QII")  # position, payload length, CRC-32 of the payload
 _SEGMENT_BYTES = 16 << 20
 _SUFFIX = ".log"
-_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class IngestLog:
@@ -77,23 +75,14 @@ class IngestLog:
 
     def append(self, payloads: list[bytes]) -> int:
         """Write records and sync them; returns the position of the last. A full disk raises
-        :class:`StoreFullError` and leaves the log as it was."""
+        :class:`~tracehive.store.base.StoreFullError` and leaves the log as it was."""
         if self._fd is None or self._size > _SEGMENT_BYTES:
             self._open_segment(self.last + 1)
         parts = []
         for number, payload in enumerate(payloads, self.last + 1):
             parts += [_HEADER.pack(number, len(payload), zlib.crc32(payload)), payload]
-        data = memoryview(b"".join(parts))
-        written = 0
-        try:
-            while written < len(data):
-                written += os.write(self._fd, data[written:])
-            os.fdatasync(self._fd)
-        except OSError as exc:
-            os.ftruncate(self._fd, self._size)
-            if exc.errno in _FULL:
-                raise StoreFullError(str(exc)) from exc
-            raise
+        data = b"".join(parts)
+        append_synced(self._fd, data, self._size, os.fdatasync)
         self._size += len(data)
         self.last += len(payloads)
         return self.last
